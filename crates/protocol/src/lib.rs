@@ -1,0 +1,12 @@
+//! The POS link protocol of HIS Bridge, specified in `docs/pos-protocol.md`.
+//!
+//! Everything here is sans-IO: no sockets, ports, threads or clocks. Callers feed bytes and
+//! `now`, and take back bytes to write, events and the next deadline.
+
+pub mod frame;
+pub mod link;
+pub mod message;
+pub mod session;
+
+pub use message::{Channel, Reply, Request, Stage, TxnKind, TxnResult, TxnStatus};
+pub use session::{Session, SessionConfig, SessionError, SessionEvent};
