@@ -1,1 +1,256 @@
-fn main() {}
+//! `hisbridge`: the command-line front end of the HIS Bridge core. Glue only.
+
+mod demo;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use hisbridge_core::amount::Amount;
+use hisbridge_core::bridge::Bridge;
+use hisbridge_core::config::Config;
+use hisbridge_core::envelope::Key;
+use hisbridge_core::his::{Instruction, InstructionKind};
+use hisbridge_core::{hisclient, keyfile};
+
+#[derive(Parser)]
+#[command(
+    name = "hisbridge",
+    version,
+    about = "HIS Bridge: HIS payment orders to a WeChat Pay / Alipay smart POS"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the bridge headless with a config file (service mode).
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run the whole path on embedded defaults: temp folders, a new key, the POS simulator on a
+    /// pseudo-terminal, sample orders in, their decrypted results printed.
+    Demo,
+    /// Run the POS simulator (for joint testing by HIS and POS vendors).
+    SimPos(SimArgs),
+    /// HIS test client: encrypt and drop instructions, wait for and decrypt results.
+    His {
+        #[command(subcommand)]
+        cmd: HisCmd,
+    },
+    /// Generate a new shared AES-256 key file.
+    Keygen {
+        /// Key id written into every envelope (1-32 of A-Z a-z 0-9 _ -).
+        #[arg(long, default_value = "K1")]
+        id: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct SimArgs {
+    /// Serial port to serve on; without it a pseudo-terminal is created and its path printed.
+    #[arg(long)]
+    port: Option<String>,
+    /// With a pseudo-terminal: also make this symlink to it (a stable name for the config).
+    #[arg(long)]
+    link: Option<PathBuf>,
+    #[arg(long, default_value = "POS-0001")]
+    device_id: String,
+    /// Comma-separated outcomes for the next sales (paid-wechat, paid-alipay, paying-wechat,
+    /// paying-alipay, declined, insufficient, no-scan, paying-forever, silent).
+    #[arg(long)]
+    script: Option<String>,
+    /// Keep the ledger as JSON in this file.
+    #[arg(long)]
+    ledger: Option<PathBuf>,
+    #[arg(long, default_value_t = 150)]
+    scan_ms: u64,
+    #[arg(long, default_value_t = 600)]
+    paying_ms: u64,
+}
+
+#[derive(clap::Args)]
+struct HisCommon {
+    /// The bridge's config file (for the inbox, outbox and key).
+    #[arg(long, short)]
+    config: PathBuf,
+    #[arg(long)]
+    terminal: String,
+    #[arg(long)]
+    order: String,
+    #[arg(long)]
+    refund_no: Option<String>,
+    /// Seconds to wait for the final result.
+    #[arg(long, default_value_t = 180)]
+    wait: u64,
+}
+
+#[derive(Subcommand)]
+enum HisCmd {
+    /// Collect (+12.50) or refund (-3.00, with --refund-no).
+    Send {
+        #[command(flatten)]
+        c: HisCommon,
+        #[arg(long, allow_hyphen_values = true)]
+        amount: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Ask for the current result of an order.
+    Query {
+        #[command(flatten)]
+        c: HisCommon,
+    },
+    /// Cancel an order that is not finished.
+    Cancel {
+        #[command(flatten)]
+        c: HisCommon,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HISBRIDGE_LOG")
+        .unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.cmd {
+        Cmd::Run { config } => run(config),
+        Cmd::Demo => demo::run(),
+        Cmd::SimPos(a) => sim_pos(a),
+        Cmd::His { cmd } => his(cmd),
+        Cmd::Keygen { id, out } => {
+            let key = Key::generate(&id).context("key id")?;
+            keyfile::write_new(&out, &key)?;
+            println!("wrote key {id} to {}", out.display());
+            Ok(())
+        }
+    }
+}
+
+fn run(config: PathBuf) -> Result<()> {
+    let cfg = Config::load(&config)?;
+    let key = keyfile::load(&cfg.key_file)?;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let bridge = Bridge::start(&cfg, key)?;
+        tracing::info!(inbox = %cfg.folders.inbox.display(), outbox = %cfg.folders.outbox.display(), port = cfg.pos.port, "HIS Bridge running");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("stopping"),
+            _ = bridge.engine => bail!("engine stopped"),
+        }
+        Ok(())
+    })
+}
+
+fn sim_pos(a: SimArgs) -> Result<()> {
+    let mut cfg = hisbridge_sim::SimConfig {
+        device_id: a.device_id,
+        scan_delay: Duration::from_millis(a.scan_ms),
+        paying_delay: Duration::from_millis(a.paying_ms),
+        ledger_file: a.ledger,
+        ..Default::default()
+    };
+    if let Some(s) = a.script {
+        for item in s.split(',').filter(|s| !s.is_empty()) {
+            cfg.script.push_back(
+                hisbridge_sim::Outcome::parse(item.trim())
+                    .with_context(|| format!("unknown outcome {item:?}"))?,
+            );
+        }
+    }
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    match a.port {
+        Some(port) => {
+            let mut p = serialport::new(&port, 115_200)
+                .timeout(Duration::from_millis(5))
+                .open()
+                .with_context(|| format!("open {port}"))?;
+            println!("POS simulator serving on {port}");
+            let pos = hisbridge_sim::Pos::new(cfg, Default::default());
+            hisbridge_sim::serve(&mut p, pos, Default::default(), &stop);
+            Ok(())
+        }
+        None => sim_on_pty(cfg, a.link),
+    }
+}
+
+#[cfg(unix)]
+fn sim_on_pty(cfg: hisbridge_sim::SimConfig, link: Option<PathBuf>) -> Result<()> {
+    let sim = hisbridge_sim::spawn_on_pty(cfg)?;
+    println!("POS simulator on {}", sim.port_path());
+    if let Some(l) = link {
+        let _ = std::fs::remove_file(&l);
+        std::os::unix::fs::symlink(sim.port_path(), &l)?;
+        println!("linked {} -> {}", l.display(), sim.port_path());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(tokio::signal::ctrl_c())?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn sim_on_pty(_: hisbridge_sim::SimConfig, _: Option<PathBuf>) -> Result<()> {
+    bail!("pseudo-terminals exist on Linux only; pass --port COMx (a virtual null-modem pair)")
+}
+
+fn his(cmd: HisCmd) -> Result<()> {
+    let (c, kind, amount, description) = match cmd {
+        HisCmd::Send {
+            c,
+            amount,
+            description,
+        } => {
+            let a =
+                Amount::parse(&amount).map_err(|e| anyhow::anyhow!("--amount {amount:?}: {e}"))?;
+            (c, InstructionKind::Order, Some(a), description)
+        }
+        HisCmd::Query { c } => (c, InstructionKind::Query, None, None),
+        HisCmd::Cancel { c } => (c, InstructionKind::Cancel, None, None),
+    };
+    let cfg = Config::load(&c.config)?;
+    let key = keyfile::load(&cfg.key_file)?;
+    let ins = Instruction {
+        kind,
+        terminal_id: c.terminal,
+        order_no: c.order,
+        refund_no: c.refund_no,
+        amount,
+        operator: None,
+        description,
+    };
+    // Validate as the bridge would, so a typo is explained here and not in a result file.
+    Instruction::parse(ins.to_json().as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let stem = hisclient::new_stem(&ins);
+    hisclient::send(&cfg.folders.inbox, &key, &ins, &stem)?;
+    eprintln!("wrote {}.ord; waiting for {}.res", stem, stem);
+    let r = hisclient::wait_final(
+        &cfg.folders.outbox,
+        &key,
+        &stem,
+        Duration::from_secs(c.wait),
+    )?;
+    if r.device_id != cfg.pos.device_id {
+        bail!(
+            "result names device {} but the configured POS is {}",
+            r.device_id,
+            cfg.pos.device_id
+        );
+    }
+    println!("{}", serde_json::to_string_pretty(&r)?);
+    Ok(())
+}

@@ -1,1 +1,650 @@
+//! POS simulator: the POS side of the HIS Bridge protocol (docs/pos-protocol.md), simulating
+//! WeChat Pay / Alipay micropay outcomes and keeping a ledger of what was really charged.
+//! Documented for HIS and POS vendors in docs/pos-simulator.md.
 
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hisbridge_protocol::link::{Link, LinkConfig, LinkEvent};
+use hisbridge_protocol::{Channel, Reply, Request, Stage, TxnKind, TxnResult, TxnStatus};
+use serde::Serialize;
+
+/// What the simulated patient and wallet do with one SALE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Scanned and paid at once.
+    Paid(Channel),
+    /// Scanned; the patient confirms or enters a password; then paid.
+    PayingThenPaid(Channel),
+    /// The wallet refuses the code.
+    Declined,
+    /// Not enough balance.
+    InsufficientFunds,
+    /// The patient never shows a code: waits until CANCEL.
+    NoScan,
+    /// The patient starts paying and never finishes: waits until CANCEL.
+    PayingForever,
+    /// The wallet takes the money but the POS never sends RESULT (only QUERY tells).
+    Silent,
+}
+
+impl Outcome {
+    /// The amount rules (docs/pos-simulator.md): the last two digits of the amount in fen.
+    pub fn for_amount(fen: u64) -> Self {
+        match fen % 100 {
+            91 => Outcome::Declined,
+            92 => Outcome::InsufficientFunds,
+            93 => Outcome::PayingThenPaid(Channel::Wechat),
+            94 => Outcome::NoScan,
+            95 => Outcome::Silent,
+            96 => Outcome::PayingForever,
+            97 => Outcome::PayingThenPaid(Channel::Alipay),
+            50..=89 => Outcome::Paid(Channel::Alipay),
+            _ => Outcome::Paid(Channel::Wechat),
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "paid-wechat" => Outcome::Paid(Channel::Wechat),
+            "paid-alipay" => Outcome::Paid(Channel::Alipay),
+            "paying-wechat" => Outcome::PayingThenPaid(Channel::Wechat),
+            "paying-alipay" => Outcome::PayingThenPaid(Channel::Alipay),
+            "declined" => Outcome::Declined,
+            "insufficient" => Outcome::InsufficientFunds,
+            "no-scan" => Outcome::NoScan,
+            "paying-forever" => Outcome::PayingForever,
+            "silent" => Outcome::Silent,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub device_id: String,
+    pub version: String,
+    pub model: String,
+    /// From SALE to the code being scanned.
+    pub scan_delay: Duration,
+    /// From USER_PAYING to the wallet's answer.
+    pub paying_delay: Duration,
+    /// Outcomes for the next SALEs, in order; the amount rules apply when it runs out.
+    pub script: VecDeque<Outcome>,
+    /// Where to keep the ledger as JSON (optional).
+    pub ledger_file: Option<PathBuf>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            device_id: "POS-0001".into(),
+            version: "1.0.0".into(),
+            model: "HISBRIDGE-SIM".into(),
+            scan_delay: Duration::from_millis(150),
+            paying_delay: Duration::from_millis(600),
+            script: VecDeque::new(),
+            ledger_file: None,
+        }
+    }
+}
+
+/// One transaction as the wallet knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LedgerEntry {
+    pub reference: String,
+    pub kind: &'static str,
+    pub amount_fen: u64,
+    pub status: &'static str,
+    pub channel: Option<&'static str>,
+    pub pay_order_no: Option<String>,
+    pub original: Option<String>,
+    pub time: String,
+}
+
+/// The wallet's book: what was really charged and refunded.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Ledger {
+    pub entries: BTreeMap<String, LedgerEntry>,
+    counter: u64,
+}
+
+impl Ledger {
+    /// References whose money is with the merchant now (PAID, not reversed).
+    pub fn charged(&self) -> Vec<&LedgerEntry> {
+        self.entries
+            .values()
+            .filter(|e| e.kind == "SALE" && e.status == "PAID")
+            .collect()
+    }
+    pub fn refunds(&self) -> Vec<&LedgerEntry> {
+        self.entries
+            .values()
+            .filter(|e| e.kind == "REFUND" && e.status == "REFUNDED")
+            .collect()
+    }
+    pub fn get(&self, reference: &str) -> Option<&LedgerEntry> {
+        self.entries.get(reference)
+    }
+    /// All SALE entries for one HIS order key (`key.1`, `key.2`, ...).
+    pub fn sales_for(&self, key: &str) -> Vec<&LedgerEntry> {
+        self.entries
+            .values()
+            .filter(|e| {
+                e.kind == "SALE" && e.reference.rsplit_once('.').is_some_and(|(k, _)| k == key)
+            })
+            .collect()
+    }
+}
+
+fn status_str(s: TxnStatus) -> &'static str {
+    s.as_str()
+}
+
+#[derive(Debug)]
+struct Pending {
+    reference: String,
+    outcome: Outcome,
+    /// When the next step happens; None waits for CANCEL.
+    next_at: Option<Instant>,
+    scanned: bool,
+}
+
+/// The POS state machine, sans-IO apart from the clock passed in.
+pub struct Pos {
+    cfg: SimConfig,
+    link: Link,
+    ledger: Arc<Mutex<Ledger>>,
+    current: Option<Pending>,
+    /// Replies to send once the link is free, and refunds finishing later.
+    delayed: Vec<(Instant, Reply)>,
+}
+
+impl Pos {
+    pub fn new(cfg: SimConfig, ledger: Arc<Mutex<Ledger>>) -> Self {
+        let first = (rand::random::<u16>() % 9999) + 1;
+        Self {
+            cfg,
+            link: Link::new(LinkConfig::default(), first),
+            ledger,
+            current: None,
+            delayed: Vec::new(),
+        }
+    }
+
+    fn reply(&mut self, r: Reply, now: Instant) {
+        self.link.send(r.encode().as_bytes(), now);
+    }
+
+    fn result_of(&self, e: &LedgerEntry) -> Reply {
+        Reply::Result(TxnResult {
+            reference: e.reference.clone(),
+            kind: if e.kind == "REFUND" {
+                TxnKind::Refund
+            } else {
+                TxnKind::Sale
+            },
+            status: TxnStatus::parse(e.status).unwrap_or(TxnStatus::Failed),
+            channel: e.channel.and_then(Channel::parse),
+            pay_order_no: e.pay_order_no.clone(),
+            amount_fen: Some(e.amount_fen),
+            time: Some(e.time.clone()),
+            code: match e.status {
+                "FAILED" => Some(self.fail_code(e).0.into()),
+                _ => None,
+            },
+            message: match e.status {
+                "FAILED" => Some(self.fail_code(e).1.into()),
+                _ => None,
+            },
+        })
+    }
+
+    fn fail_code(&self, e: &LedgerEntry) -> (&'static str, &'static str) {
+        match e.pay_order_no.as_deref() {
+            Some("NOTENOUGH") => ("NOTENOUGH", "余额不足"),
+            Some("REFUND_EXCEEDS") => ("REFUND_EXCEEDS", "退款金额超过可退金额"),
+            _ => ("AUTH_CODE_INVALID", "付款码无效，请患者刷新付款码"),
+        }
+    }
+
+    fn set_status(
+        &mut self,
+        reference: &str,
+        status: TxnStatus,
+        channel: Option<Channel>,
+    ) -> Option<LedgerEntry> {
+        let mut l = self.ledger.lock().expect("ledger");
+        l.counter += 1;
+        let n = l.counter;
+        let e = l.entries.get_mut(reference)?;
+        e.status = status_str(status);
+        e.time = chrono::Local::now().format("%Y%m%d%H%M%S").to_string();
+        if let Some(c) = channel {
+            e.channel = Some(c.as_str());
+            if status == TxnStatus::Paid {
+                e.pay_order_no = Some(match c {
+                    Channel::Alipay => {
+                        format!("{}2200{:010}", chrono::Local::now().format("%Y%m%d"), n)
+                    }
+                    _ => format!("4200{}{:016}", chrono::Local::now().format("%Y%m%d"), n),
+                });
+            }
+        }
+        if status == TxnStatus::Failed && e.pay_order_no.is_none() {
+            e.pay_order_no = None;
+        }
+        let out = e.clone();
+        drop(l);
+        self.save();
+        Some(out)
+    }
+
+    fn save(&self) {
+        if let Some(path) = &self.cfg.ledger_file {
+            let l = self.ledger.lock().expect("ledger");
+            let text = serde_json::to_string_pretty(&*l).unwrap_or_default();
+            drop(l);
+            let tmp = path.with_extension("tmp");
+            if std::fs::write(&tmp, text).is_ok() {
+                let _ = std::fs::rename(&tmp, path);
+            }
+        }
+    }
+
+    fn on_request(&mut self, req: Request, now: Instant) {
+        match req {
+            Request::Hello { .. } => {
+                let r = Reply::Hello {
+                    device_id: self.cfg.device_id.clone(),
+                    version: self.cfg.version.clone(),
+                    model: self.cfg.model.clone(),
+                };
+                self.reply(r, now);
+            }
+            Request::Ping => self.reply(Reply::Pong, now),
+            Request::Info => {
+                let r = Reply::Info {
+                    device_id: self.cfg.device_id.clone(),
+                    version: self.cfg.version.clone(),
+                    model: self.cfg.model.clone(),
+                    time: chrono::Local::now().format("%Y%m%d%H%M%S").to_string(),
+                };
+                self.reply(r, now);
+            }
+            Request::Sale {
+                reference,
+                amount_fen,
+                ..
+            } => {
+                let existing = self.ledger.lock().expect("ledger").get(&reference).cloned();
+                if let Some(e) = existing {
+                    // The same reference again: never a second charge; report what happened.
+                    if e.status != "IN_PROGRESS" {
+                        let r = self.result_of(&e);
+                        self.reply(r, now);
+                    }
+                    return;
+                }
+                if let Some(cur) = &self.current {
+                    let r = Reply::Busy {
+                        reference,
+                        current: cur.reference.clone(),
+                    };
+                    self.reply(r, now);
+                    return;
+                }
+                let outcome = self
+                    .cfg
+                    .script
+                    .pop_front()
+                    .unwrap_or_else(|| Outcome::for_amount(amount_fen));
+                self.ledger.lock().expect("ledger").entries.insert(
+                    reference.clone(),
+                    LedgerEntry {
+                        reference: reference.clone(),
+                        kind: "SALE",
+                        amount_fen,
+                        status: "IN_PROGRESS",
+                        channel: None,
+                        pay_order_no: None,
+                        original: None,
+                        time: chrono::Local::now().format("%Y%m%d%H%M%S").to_string(),
+                    },
+                );
+                self.save();
+                self.reply(
+                    Reply::Event {
+                        reference: reference.clone(),
+                        stage: Stage::WaitScan,
+                    },
+                    now,
+                );
+                let next_at = (outcome != Outcome::NoScan).then(|| now + self.cfg.scan_delay);
+                self.current = Some(Pending {
+                    reference,
+                    outcome,
+                    next_at,
+                    scanned: false,
+                });
+            }
+            Request::Refund {
+                reference,
+                original,
+                amount_fen,
+            } => {
+                let l = self.ledger.lock().expect("ledger");
+                if let Some(e) = l.get(&reference).cloned() {
+                    drop(l);
+                    let r = self.result_of(&e);
+                    self.reply(r, now);
+                    return;
+                }
+                let paid = l
+                    .get(&original)
+                    .filter(|o| o.status == "PAID")
+                    .map(|o| (o.amount_fen, o.channel));
+                let refunded: u64 = l
+                    .refunds()
+                    .iter()
+                    .filter(|r| r.original.as_deref() == Some(&original))
+                    .map(|r| r.amount_fen)
+                    .sum();
+                drop(l);
+                let (status, channel, note) = match paid {
+                    Some((amt, ch)) if refunded + amount_fen <= amt => {
+                        (TxnStatus::Refunded, ch, None)
+                    }
+                    Some((_, ch)) => (TxnStatus::Failed, ch, Some("REFUND_EXCEEDS".to_string())),
+                    None => (TxnStatus::Failed, None, Some("REFUND_EXCEEDS".to_string())),
+                };
+                let n = {
+                    let mut l = self.ledger.lock().expect("ledger");
+                    l.counter += 1;
+                    l.counter
+                };
+                let entry = LedgerEntry {
+                    reference: reference.clone(),
+                    kind: "REFUND",
+                    amount_fen,
+                    status: status_str(status),
+                    channel,
+                    pay_order_no: note.or_else(|| {
+                        Some(format!(
+                            "5030{}{:012}",
+                            chrono::Local::now().format("%Y%m%d"),
+                            n
+                        ))
+                    }),
+                    original: Some(original),
+                    time: chrono::Local::now().format("%Y%m%d%H%M%S").to_string(),
+                };
+                self.ledger
+                    .lock()
+                    .expect("ledger")
+                    .entries
+                    .insert(reference, entry.clone());
+                self.save();
+                let r = self.result_of(&entry);
+                self.delayed.push((now + self.cfg.scan_delay, r));
+            }
+            Request::Cancel { reference } => {
+                let e = self.ledger.lock().expect("ledger").get(&reference).cloned();
+                let r = match e {
+                    None => Reply::Result(TxnResult {
+                        reference: reference.clone(),
+                        kind: TxnKind::Sale,
+                        status: TxnStatus::NotFound,
+                        channel: None,
+                        pay_order_no: None,
+                        amount_fen: None,
+                        time: None,
+                        code: None,
+                        message: None,
+                    }),
+                    Some(e) if e.status == "IN_PROGRESS" => {
+                        let e = self
+                            .set_status(&reference, TxnStatus::Cancelled, None)
+                            .expect("exists");
+                        self.result_of(&e)
+                    }
+                    Some(e) if e.status == "PAID" && e.kind == "SALE" => {
+                        let e = self
+                            .set_status(&reference, TxnStatus::Reversed, None)
+                            .expect("exists");
+                        self.result_of(&e)
+                    }
+                    Some(e) => self.result_of(&e),
+                };
+                if self
+                    .current
+                    .as_ref()
+                    .is_some_and(|c| c.reference == reference)
+                {
+                    self.current = None;
+                }
+                self.reply(r, now);
+            }
+            Request::Query { reference } => {
+                let e = self.ledger.lock().expect("ledger").get(&reference).cloned();
+                let r = match e {
+                    Some(e) => self.result_of(&e),
+                    None => Reply::Result(TxnResult {
+                        reference,
+                        kind: TxnKind::Sale,
+                        status: TxnStatus::NotFound,
+                        channel: None,
+                        pay_order_no: None,
+                        amount_fen: None,
+                        time: None,
+                        code: None,
+                        message: None,
+                    }),
+                };
+                self.reply(r, now);
+            }
+        }
+    }
+
+    fn step(&mut self, now: Instant) {
+        let due: Vec<Reply> = {
+            let (d, keep): (Vec<_>, Vec<_>) = self.delayed.drain(..).partition(|(t, _)| *t <= now);
+            self.delayed = keep;
+            d.into_iter().map(|(_, r)| r).collect()
+        };
+        for r in due {
+            self.reply(r, now);
+        }
+        let Some(cur) = self.current.as_mut() else {
+            return;
+        };
+        if cur.next_at.is_none_or(|t| t > now) {
+            return;
+        }
+        let reference = cur.reference.clone();
+        let first_step = !cur.scanned;
+        cur.scanned = true;
+        let outcome = cur.outcome;
+        match (outcome, first_step) {
+            (Outcome::PayingThenPaid(_) | Outcome::PayingForever, true) => {
+                cur.next_at =
+                    (outcome != Outcome::PayingForever).then(|| now + self.cfg.paying_delay);
+                self.reply(
+                    Reply::Event {
+                        reference,
+                        stage: Stage::UserPaying,
+                    },
+                    now,
+                );
+            }
+            (Outcome::Paid(c) | Outcome::PayingThenPaid(c), _) => {
+                self.current = None;
+                let e = self
+                    .set_status(&reference, TxnStatus::Paid, Some(c))
+                    .expect("exists");
+                let r = self.result_of(&e);
+                self.reply(r, now);
+            }
+            (Outcome::Silent, _) => {
+                self.current = None;
+                self.set_status(&reference, TxnStatus::Paid, Some(Channel::Wechat));
+            }
+            (Outcome::Declined | Outcome::InsufficientFunds, _) => {
+                self.current = None;
+                if outcome == Outcome::InsufficientFunds {
+                    if let Some(e) = self
+                        .ledger
+                        .lock()
+                        .expect("ledger")
+                        .entries
+                        .get_mut(&reference)
+                    {
+                        e.pay_order_no = Some("NOTENOUGH".into());
+                    }
+                }
+                let mut e = self
+                    .set_status(&reference, TxnStatus::Failed, None)
+                    .expect("exists");
+                let r = self.result_of(&e);
+                e.pay_order_no = None;
+                if let Some(le) = self
+                    .ledger
+                    .lock()
+                    .expect("ledger")
+                    .entries
+                    .get_mut(&reference)
+                {
+                    le.pay_order_no = None;
+                }
+                self.reply(r, now);
+            }
+            (Outcome::NoScan, _) | (Outcome::PayingForever, false) => {}
+        }
+    }
+
+    pub fn handle_input(&mut self, bytes: &[u8], now: Instant) {
+        self.link.handle_input(bytes, now);
+        while let Some(ev) = self.link.poll_event() {
+            if let LinkEvent::Received(p) = ev {
+                match Request::decode(&p) {
+                    Ok(req) => self.on_request(req, now),
+                    Err(e) => self.reply(
+                        Reply::Error {
+                            code: "BAD_REQUEST".into(),
+                            message: e.to_string(),
+                        },
+                        now,
+                    ),
+                }
+            }
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.link.handle_timeout(now);
+        while self.link.poll_event().is_some() {}
+        self.step(now);
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.link.poll_transmit()
+    }
+}
+
+/// Faults the simulator can inject on the line (docs/pos-simulator.md §Faults).
+#[derive(Debug, Default, Clone)]
+pub struct Faults {
+    /// Stop answering entirely (the cable pulled on the POS side).
+    pub mute: Arc<AtomicBool>,
+}
+
+/// Runs the simulator on an open port until `stop` is set.
+pub fn serve<P: Read + Write>(port: &mut P, mut pos: Pos, faults: Faults, stop: &AtomicBool) {
+    let mut buf = [0u8; 512];
+    while !stop.load(Ordering::Relaxed) {
+        match port.read(&mut buf) {
+            Ok(n) if n > 0 => {
+                if !faults.mute.load(Ordering::Relaxed) {
+                    pos.handle_input(&buf[..n], Instant::now());
+                }
+            }
+            Ok(_) => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::TimedOut
+                    || e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // EIO on a pty master while nobody holds the other end: wait for the bridge.
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+        pos.handle_timeout(Instant::now());
+        while let Some(out) = pos.poll_transmit() {
+            if faults.mute.load(Ordering::Relaxed) {
+                continue;
+            }
+            let _ = port.write_all(&out);
+            let _ = port.flush();
+        }
+    }
+}
+
+/// A simulator running on its own thread behind a pseudo-terminal. The bridge opens
+/// [`SimHandle::port_path`] like any serial port.
+pub struct SimHandle {
+    pub ledger: Arc<Mutex<Ledger>>,
+    pub faults: Faults,
+    path: String,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SimHandle {
+    pub fn port_path(&self) -> &str {
+        &self.path
+    }
+    pub fn ledger(&self) -> Ledger {
+        self.ledger.lock().expect("ledger").clone()
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(unix)]
+/// Creates a pseudo-terminal pair and runs the simulator on its master side.
+pub fn spawn_on_pty(cfg: SimConfig) -> std::io::Result<SimHandle> {
+    let (mut master, slave) = serialport::TTYPort::pair().map_err(std::io::Error::other)?;
+    use serialport::SerialPort;
+    master
+        .set_timeout(Duration::from_millis(5))
+        .map_err(std::io::Error::other)?;
+    let path = slave.name().unwrap_or_default();
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let faults = Faults::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let pos = Pos::new(cfg, ledger.clone());
+    let (stop2, faults2) = (stop.clone(), faults.clone());
+    let thread = std::thread::Builder::new()
+        .name("pos-sim".into())
+        .spawn(move || {
+            // Holding the slave open keeps the master readable while the bridge reconnects.
+            let _slave = slave;
+            serve(&mut master, pos, faults2, &stop2);
+        })?;
+    Ok(SimHandle {
+        ledger,
+        faults,
+        path,
+        stop,
+        thread: Some(thread),
+    })
+}

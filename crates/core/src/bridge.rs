@@ -1,0 +1,79 @@
+//! Assembles the bridge: folders, journal, POS driver, inbox and engine on one tokio runtime.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hisbridge_protocol::SessionConfig;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::config::Config;
+use crate::engine::{Engine, EngineSettings, Notice};
+use crate::envelope::Key;
+use crate::intake::Inbox;
+use crate::journal::Journal;
+use crate::pos::{self, PosConfig, PosHandle};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create folder: {0}")]
+    Folders(std::io::Error),
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
+}
+
+/// A running bridge. Dropping the runtime stops it; state is in the journal.
+pub struct Bridge {
+    pub pos: PosHandle,
+    pub notices: broadcast::Sender<Notice>,
+    pub engine: tokio::task::JoinHandle<()>,
+}
+
+impl Bridge {
+    /// Starts every task on the current runtime.
+    pub fn start(cfg: &Config, key: Key) -> Result<Self, StartError> {
+        crate::folders::ensure_dirs(&cfg.folders).map_err(StartError::Folders)?;
+        if let Some(parent) = cfg.journal.parent() {
+            std::fs::create_dir_all(parent).map_err(StartError::Folders)?;
+        }
+        let journal = Journal::open(&cfg.journal)?;
+        let key = Arc::new(key);
+        let (pos, pos_events) = pos::spawn(PosConfig {
+            port: cfg.pos.port.clone(),
+            baud: cfg.pos.baud,
+            session: SessionConfig {
+                expected_device: Some(cfg.pos.device_id.clone()),
+                ..SessionConfig::default()
+            },
+            reopen_interval: Duration::from_secs(1),
+        });
+        let (sub_tx, sub_rx) = mpsc::channel(64);
+        let (notices, _) = broadcast::channel(256);
+        let engine = Engine::new(
+            EngineSettings {
+                terminals: cfg.terminals.clone(),
+                device_id: cfg.pos.device_id.clone(),
+                timeouts: cfg.timeouts.clone(),
+                folders: cfg.folders.clone(),
+            },
+            key.clone(),
+            journal,
+            pos.clone(),
+            notices.clone(),
+        );
+        let engine = tokio::spawn(engine.run(sub_rx, pos_events));
+        tokio::spawn(
+            Inbox {
+                folders: cfg.folders.clone(),
+                cfg: cfg.intake.clone(),
+                key,
+                tx: sub_tx,
+            }
+            .run(),
+        );
+        Ok(Self {
+            pos,
+            notices,
+            engine,
+        })
+    }
+}

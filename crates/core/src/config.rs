@@ -1,0 +1,297 @@
+//! Configuration: a strict raw TOML layer (every field optional, unknown fields refused)
+//! resolved into [`Config`] with the documented defaults (docs/configuration.md).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config field `{field}`: {reason}")]
+    Field { field: &'static str, reason: String },
+}
+
+fn field(field: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Field {
+        field,
+        reason: reason.into(),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub data_dir: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub terminals: Option<Vec<String>>,
+    pub journal: Option<PathBuf>,
+    #[serde(default)]
+    pub folders: RawFolders,
+    #[serde(default)]
+    pub pos: RawPos,
+    #[serde(default)]
+    pub timeouts: RawTimeouts,
+    #[serde(default)]
+    pub intake: RawIntake,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFolders {
+    pub inbox: Option<PathBuf>,
+    pub outbox: Option<PathBuf>,
+    pub work: Option<PathBuf>,
+    pub archive: Option<PathBuf>,
+    pub error: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPos {
+    pub port: Option<String>,
+    pub baud: Option<u32>,
+    pub device_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    pub scan_secs: Option<u64>,
+    pub password_secs: Option<u64>,
+    pub cancel_secs: Option<u64>,
+    pub query_interval_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIntake {
+    pub rescan_ms: Option<u64>,
+    pub stable_ms: Option<u64>,
+    pub give_up_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Folders {
+    pub inbox: PathBuf,
+    pub outbox: PathBuf,
+    pub work: PathBuf,
+    pub archive: PathBuf,
+    pub error: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PosSettings {
+    pub port: String,
+    pub baud: u32,
+    pub device_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timeouts {
+    /// From SALE to the patient's code being scanned.
+    pub scan: Duration,
+    /// From "patient entering password" to the wallet's answer.
+    pub password: Duration,
+    /// From CANCEL to the POS confirming it.
+    pub cancel: Duration,
+    /// Between queries of an order whose outcome is unknown.
+    pub query_interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intake {
+    /// The inbox is listed this often even without file-system events.
+    pub rescan: Duration,
+    /// A file's size and mtime must stay unchanged this long.
+    pub stable: Duration,
+    /// A file that still cannot be read this long after it appeared goes to the error folder.
+    pub give_up: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub key_file: PathBuf,
+    pub terminals: BTreeSet<String>,
+    pub journal: PathBuf,
+    pub folders: Folders,
+    pub pos: PosSettings,
+    pub timeouts: Timeouts,
+    pub intake: Intake,
+}
+
+pub const DEFAULT_BAUD: u32 = 115_200;
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        let raw: RawConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::resolve(raw, base)
+    }
+
+    /// Applies defaults and checks every field. Relative paths are taken from `base`.
+    pub fn resolve(raw: RawConfig, base: &Path) -> Result<Self, ConfigError> {
+        let abs = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        let data_dir = abs(raw
+            .data_dir
+            .ok_or_else(|| field("data_dir", "is required"))?);
+        let under =
+            |p: Option<PathBuf>, name: &str| p.map(abs).unwrap_or_else(|| data_dir.join(name));
+        let terminals: BTreeSet<String> = raw
+            .terminals
+            .ok_or_else(|| field("terminals", "is required"))?
+            .into_iter()
+            .collect();
+        if terminals.is_empty() {
+            return Err(field("terminals", "lists no software terminal ID"));
+        }
+        for t in &terminals {
+            crate::his::check_number("terminal_id", t)
+                .map_err(|e| field("terminals", format!("{t:?}: {e}")))?;
+        }
+        let port = raw.pos.port.ok_or_else(|| {
+            field(
+                "pos.port",
+                "is required (e.g. \"COM5\" or \"/dev/ttyUSB0\")",
+            )
+        })?;
+        if port.trim().is_empty() {
+            return Err(field("pos.port", "is empty"));
+        }
+        let baud = raw.pos.baud.unwrap_or(DEFAULT_BAUD);
+        if ![9600, 19200, 38400, 57600, 115_200].contains(&baud) {
+            return Err(field(
+                "pos.baud",
+                format!("{baud} is not one of 9600, 19200, 38400, 57600, 115200"),
+            ));
+        }
+        let device_id = raw
+            .pos
+            .device_id
+            .ok_or_else(|| field("pos.device_id", "is required"))?;
+        crate::his::check_number("device_id", &device_id)
+            .map_err(|e| field("pos.device_id", e.to_string()))?;
+        let secs = |v: Option<u64>,
+                    d: u64,
+                    name: &'static str,
+                    lo: u64,
+                    hi: u64|
+         -> Result<Duration, ConfigError> {
+            let v = v.unwrap_or(d);
+            if !(lo..=hi).contains(&v) {
+                return Err(field(name, format!("{v} is outside {lo}..={hi}")));
+            }
+            Ok(Duration::from_secs(v))
+        };
+        let ms = |v: Option<u64>,
+                  d: u64,
+                  name: &'static str,
+                  lo: u64,
+                  hi: u64|
+         -> Result<Duration, ConfigError> {
+            let v = v.unwrap_or(d);
+            if !(lo..=hi).contains(&v) {
+                return Err(field(name, format!("{v} is outside {lo}..={hi}")));
+            }
+            Ok(Duration::from_millis(v))
+        };
+        Ok(Config {
+            key_file: under(raw.key_file, "hisbridge.key"),
+            journal: under(raw.journal, "journal.sqlite"),
+            folders: Folders {
+                inbox: under(raw.folders.inbox, "inbox"),
+                outbox: under(raw.folders.outbox, "outbox"),
+                work: under(raw.folders.work, "work"),
+                archive: under(raw.folders.archive, "archive"),
+                error: under(raw.folders.error, "error"),
+            },
+            data_dir,
+            terminals,
+            pos: PosSettings {
+                port,
+                baud,
+                device_id,
+            },
+            timeouts: Timeouts {
+                scan: secs(raw.timeouts.scan_secs, 90, "timeouts.scan_secs", 1, 600)?,
+                password: secs(
+                    raw.timeouts.password_secs,
+                    60,
+                    "timeouts.password_secs",
+                    1,
+                    600,
+                )?,
+                cancel: secs(raw.timeouts.cancel_secs, 30, "timeouts.cancel_secs", 1, 600)?,
+                query_interval: secs(
+                    raw.timeouts.query_interval_secs,
+                    5,
+                    "timeouts.query_interval_secs",
+                    1,
+                    600,
+                )?,
+            },
+            intake: Intake {
+                rescan: ms(raw.intake.rescan_ms, 1000, "intake.rescan_ms", 50, 60_000)?,
+                stable: ms(raw.intake.stable_ms, 200, "intake.stable_ms", 0, 10_000)?,
+                give_up: secs(raw.intake.give_up_secs, 30, "intake.give_up_secs", 1, 3600)?,
+            },
+        })
+    }
+
+    pub fn from_toml(text: &str, base: &Path) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<text>"),
+            message: e.to_string(),
+        })?;
+        Self::resolve(raw, base)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str =
+        "data_dir = \"/d\"\nterminals = [\"W01\"]\n[pos]\nport = \"COM5\"\ndevice_id = \"POS-1\"\n";
+
+    #[test]
+    fn defaults_fill_in() {
+        let c = Config::from_toml(MIN, Path::new("/")).unwrap();
+        assert_eq!(c.folders.inbox, PathBuf::from("/d/inbox"));
+        assert_eq!(c.pos.baud, 115_200);
+        assert_eq!(c.timeouts.scan, Duration::from_secs(90));
+        assert_eq!(c.key_file, PathBuf::from("/d/hisbridge.key"));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = |t: &str| {
+            Config::from_toml(t, Path::new("/"))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(e("terminals=[\"W\"]\n").contains("`data_dir`"));
+        assert!(e(&MIN.replace("port = \"COM5\"\n", "")).contains("`pos.port`"));
+        assert!(e(&format!("{MIN}baud = 1234\n")).contains("`pos.baud`"));
+        assert!(e(&format!("{MIN}[timeouts]\nscan_secs = 0\n")).contains("`timeouts.scan_secs`"));
+        assert!(e(&MIN.replace("W01", "W 01")).contains("`terminals`"));
+        assert!(e(&format!("{MIN}colour = 1\n")).contains("colour"));
+        assert!(e(&MIN.replace("terminals = [\"W01\"]", "terminals = []")).contains("`terminals`"));
+    }
+}

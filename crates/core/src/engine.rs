@@ -1,0 +1,995 @@
+//! The engine: one task that owns the journal and decides about money.
+//!
+//! One closed event set drives it (submissions from the HIS, events from the POS driver, its
+//! own deadlines). At most one transaction is active at the POS; orders queue in the journal in
+//! arrival order; orders whose outcome is open are queried before anything new starts.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hisbridge_protocol::{Request, SessionEvent, Stage, TxnResult, TxnStatus};
+use tokio::sync::{broadcast, mpsc};
+use tracing::{error, info, info_span, warn, Instrument};
+
+use crate::amount::Amount;
+use crate::config::{Folders, Timeouts};
+use crate::envelope::{Direction, Key};
+use crate::folders::{self, RESULT_EXT};
+use crate::his::{
+    salvage_order_no, ErrorCode, Instruction, InstructionKind, ResultMessage, Status,
+};
+use crate::intake::{Origin, Refusal, Submission};
+use crate::journal::{Journal, JournalError, Kind, NewOrder, OrderRow, State, Update};
+use crate::pos::{Link, PosEvent, PosHandle};
+
+/// How long a QUERY may stay unanswered.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the engine tells front ends (tray, command line) about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    Order {
+        key: String,
+        state: State,
+        amount: String,
+        channel: Option<String>,
+        error_code: Option<String>,
+    },
+    Rejected {
+        source: String,
+        code: ErrorCode,
+        detail: String,
+    },
+}
+
+pub struct EngineSettings {
+    pub terminals: BTreeSet<String>,
+    pub device_id: String,
+    pub timeouts: Timeouts,
+    pub folders: Folders,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// SALE/REFUND sent; waiting for the scan or the result.
+    Sent,
+    /// Patient confirming or entering a password.
+    Paying,
+    /// CANCEL sent; waiting for the POS to confirm.
+    Cancelling,
+    /// QUERY sent for an order whose outcome was open.
+    Querying,
+}
+
+#[derive(Debug)]
+struct Active {
+    id: i64,
+    pos_ref: String,
+    phase: Phase,
+    deadline: Instant,
+    /// Who asked for the cancel: the bridge's timeout (true) or the HIS (false).
+    cancel_by_timeout: bool,
+}
+
+pub struct Engine {
+    s: EngineSettings,
+    key: Arc<Key>,
+    journal: Journal,
+    pos: PosHandle,
+    active: Option<Active>,
+    last_query: HashMap<i64, Instant>,
+    next_housekeeping: Instant,
+    notices: broadcast::Sender<Notice>,
+}
+
+fn result_name(stem: &str) -> String {
+    format!("{stem}.{RESULT_EXT}")
+}
+
+impl Engine {
+    pub fn new(
+        s: EngineSettings,
+        key: Arc<Key>,
+        journal: Journal,
+        pos: PosHandle,
+        notices: broadcast::Sender<Notice>,
+    ) -> Self {
+        Self {
+            s,
+            key,
+            journal,
+            pos,
+            active: None,
+            last_query: HashMap::new(),
+            next_housekeeping: Instant::now(),
+            notices,
+        }
+    }
+
+    pub async fn run(
+        mut self,
+        mut subs: mpsc::Receiver<Submission>,
+        mut pos_events: mpsc::UnboundedReceiver<PosEvent>,
+    ) {
+        self.housekeeping();
+        loop {
+            if let Err(e) = self.advance().await {
+                error!(error = %e, "journal error while starting the next transaction");
+            }
+            let deadline = self.next_deadline();
+            let res = tokio::select! {
+                s = subs.recv() => match s {
+                    Some(s) => self.on_submission(s).await,
+                    None => break,
+                },
+                e = pos_events.recv() => match e {
+                    Some(e) => self.on_pos(e).await,
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => self.on_timeout().await,
+            };
+            if let Err(e) = res {
+                error!(error = %e, "journal error");
+            }
+        }
+        info!("engine stopped");
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let mut d = self.next_housekeeping;
+        if let Some(a) = &self.active {
+            d = d.min(a.deadline);
+        }
+        d
+    }
+
+    fn notice(&self, n: Notice) {
+        let _ = self.notices.send(n);
+    }
+
+    /// Retries result files that could not be written (full disk, read-only folder).
+    fn housekeeping(&mut self) {
+        self.next_housekeeping = Instant::now() + self.s.timeouts.query_interval;
+        match self.journal.unwritten_results() {
+            Ok(rows) => {
+                for row in rows {
+                    self.deliver(&row);
+                }
+            }
+            Err(e) => error!(error = %e, "journal error"),
+        }
+    }
+
+    // ---- Intake -------------------------------------------------------------------------
+
+    async fn on_submission(&mut self, s: Submission) -> Result<(), JournalError> {
+        let Origin::File { stem, work_path } = s.origin;
+        let span = info_span!("instruction", file = %stem);
+        let _g = span.enter();
+        let plain = match s.body {
+            Err(r) => {
+                let (code, detail) = match r {
+                    Refusal::Envelope(e) => (envelope_code(&e), e.to_string()),
+                    Refusal::BadName(name) => (
+                        ErrorCode::FileName,
+                        format!("file name {name:?} is not allowed (use A-Z a-z 0-9 _ - @, at most 80 characters, no reserved names)"),
+                    ),
+                    Refusal::Unreadable(e) => (ErrorCode::Envelope, format!("file cannot be read: {e}")),
+                };
+                return self.reject(&stem, &work_path, None, None, code, &detail);
+            }
+            Ok(p) => p,
+        };
+        let ins = match Instruction::parse(&plain) {
+            Ok(i) => i,
+            Err(e) => {
+                let no = salvage_order_no(&plain);
+                return self.reject(
+                    &stem,
+                    &work_path,
+                    no.as_deref(),
+                    None,
+                    e.code(),
+                    &e.to_string(),
+                );
+            }
+        };
+        if !self.s.terminals.contains(&ins.terminal_id) {
+            let detail = format!(
+                "terminal {:?} is not in the configured list of software terminal IDs",
+                ins.terminal_id
+            );
+            return self.reject(
+                &stem,
+                &work_path,
+                Some(&ins.order_no),
+                Some(&ins),
+                ErrorCode::Terminal,
+                &detail,
+            );
+        }
+        match ins.kind {
+            InstructionKind::Order => self.on_order(&ins, &stem, &work_path),
+            InstructionKind::Query => self.on_query(&ins, &stem, &work_path),
+            InstructionKind::Cancel => self.on_cancel(&ins, &stem, &work_path).await,
+        }
+    }
+
+    fn on_order(&mut self, ins: &Instruction, stem: &str, work: &Path) -> Result<(), JournalError> {
+        let amount = ins.amount.expect("orders carry an amount");
+        let key = ins.key();
+        let work_s = work.to_string_lossy();
+        if let Some(row) = self.journal.get_by_key(&key)? {
+            if row.terminal_id != ins.terminal_id || row.amount_fen != amount.fen() {
+                let detail = format!(
+                    "order {key} already exists with amount {} from terminal {}; this instruction says {} from {}",
+                    fmt_amount(row.amount_fen),
+                    row.terminal_id,
+                    amount,
+                    ins.terminal_id
+                );
+                return self.reject(
+                    stem,
+                    work,
+                    Some(&ins.order_no),
+                    Some(ins),
+                    ErrorCode::Conflict,
+                    &detail,
+                );
+            }
+            self.journal.add_reply(row.id, stem, Some(&work_s))?;
+            let row = if matches!(row.state, State::Failed | State::Cancelled) {
+                info!(
+                    key,
+                    "instruction repeated after a definite failure: new attempt"
+                );
+                self.journal.transition(
+                    row.id,
+                    State::Accepted,
+                    &Update {
+                        detail: Some("repeated by HIS"),
+                        ..Default::default()
+                    },
+                )?
+            } else {
+                info!(
+                    key,
+                    state = row.state.as_str(),
+                    "instruction repeated: stored result returned"
+                );
+                row
+            };
+            self.deliver(&row);
+            return Ok(());
+        }
+        let mut orig_pos_ref = None;
+        if amount.is_refund() {
+            let orig = self
+                .journal
+                .get_by_key(&ins.order_no)?
+                .filter(|o| o.state == State::Success && o.kind == Kind::Sale);
+            let Some(orig) = orig else {
+                let detail = format!(
+                    "no paid collection with order number {} to refund",
+                    ins.order_no
+                );
+                return self.reject(
+                    stem,
+                    work,
+                    Some(&ins.order_no),
+                    Some(ins),
+                    ErrorCode::RefundOriginal,
+                    &detail,
+                );
+            };
+            let committed = self.journal.refunds_committed(&ins.order_no, None)?;
+            if committed + amount.fen().abs() > orig.amount_fen {
+                let detail = format!(
+                    "refund {} exceeds what is left: paid {}, already refunded or refunding {}",
+                    amount,
+                    fmt_amount(orig.amount_fen),
+                    crate::amount::yuan(committed as u64)
+                );
+                return self.reject(
+                    stem,
+                    work,
+                    Some(&ins.order_no),
+                    Some(ins),
+                    ErrorCode::RefundExceeds,
+                    &detail,
+                );
+            }
+            orig_pos_ref = orig.pos_ref;
+        }
+        let row = self.journal.insert(&NewOrder {
+            key: &key,
+            order_no: &ins.order_no,
+            refund_no: ins.refund_no.as_deref(),
+            terminal_id: &ins.terminal_id,
+            amount_fen: amount.fen(),
+            description: ins.description.as_deref(),
+            operator: ins.operator.as_deref(),
+            orig_pos_ref: orig_pos_ref.as_deref(),
+            source: &format!("file:{stem}"),
+        })?;
+        self.journal.add_reply(row.id, stem, Some(&work_s))?;
+        info!(key, amount = %amount, "order accepted");
+        self.notify_row(&row);
+        Ok(())
+    }
+
+    fn on_query(&mut self, ins: &Instruction, stem: &str, work: &Path) -> Result<(), JournalError> {
+        let Some(row) = self.journal.get_by_key(&ins.key())? else {
+            let detail = format!("no order {}", ins.key());
+            return self.reject(
+                stem,
+                work,
+                Some(&ins.order_no),
+                Some(ins),
+                ErrorCode::NotFound,
+                &detail,
+            );
+        };
+        self.journal
+            .add_reply(row.id, stem, Some(&work.to_string_lossy()))?;
+        self.last_query.remove(&row.id);
+        self.deliver(&row);
+        Ok(())
+    }
+
+    async fn on_cancel(
+        &mut self,
+        ins: &Instruction,
+        stem: &str,
+        work: &Path,
+    ) -> Result<(), JournalError> {
+        let Some(row) = self.journal.get_by_key(&ins.key())? else {
+            let detail = format!("no order {}", ins.key());
+            return self.reject(
+                stem,
+                work,
+                Some(&ins.order_no),
+                Some(ins),
+                ErrorCode::NotFound,
+                &detail,
+            );
+        };
+        self.journal
+            .add_reply(row.id, stem, Some(&work.to_string_lossy()))?;
+        match row.state {
+            State::Accepted => {
+                // Never sent: cancelling needs no POS.
+                let row = self.journal.transition(
+                    row.id,
+                    State::Cancelled,
+                    &Update {
+                        error_code: Some(ErrorCode::Cancelled.as_str()),
+                        detail: Some("cancelled by HIS before sending"),
+                        ..Default::default()
+                    },
+                )?;
+                self.deliver(&row);
+            }
+            s if s.is_open() && row.kind == Kind::Sale => {
+                let is_active = self
+                    .active
+                    .as_ref()
+                    .is_some_and(|a| a.id == row.id && a.phase != Phase::Querying);
+                if is_active {
+                    self.send_cancel(&row, false).await?;
+                } else {
+                    // The resolver will find it open, query it and cancel it if still running.
+                    let row = self.journal.transition(
+                        row.id,
+                        State::Cancelling,
+                        &Update {
+                            detail: Some("cancel requested by HIS"),
+                            ..Default::default()
+                        },
+                    )?;
+                    self.last_query.remove(&row.id);
+                    self.deliver(&row);
+                }
+            }
+            _ => self.deliver(&row),
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn reject(
+        &mut self,
+        stem: &str,
+        work: &Path,
+        order_no: Option<&str>,
+        ins: Option<&Instruction>,
+        code: ErrorCode,
+        detail: &str,
+    ) -> Result<(), JournalError> {
+        warn!(code = code.as_str(), detail, "instruction refused");
+        self.journal
+            .record_reject(&format!("file:{stem}"), order_no, code.as_str(), detail)?;
+        let msg = ResultMessage {
+            v: 1,
+            kind: "result".into(),
+            device_id: self.s.device_id.clone(),
+            terminal_id: ins.map(|i| i.terminal_id.clone()),
+            order_no: order_no.map(str::to_string),
+            refund_no: ins.and_then(|i| i.refund_no.clone()),
+            pay_order_no: None,
+            status: Status::Rejected,
+            channel: None,
+            amount: ins.and_then(|i| i.amount).map(|a| a.to_string()),
+            finished_at: Some(crate::journal::now_str()),
+            error_code: Some(code.as_str().into()),
+            error_message: Some(code.zh().into()),
+            error_message_en: Some(detail.to_string()),
+        };
+        if let Err(e) = self.write_result(stem, &msg) {
+            error!(error = %e, "cannot write the error result");
+        }
+        let reason = format!(
+            "HIS Bridge refused this file / HIS Bridge 拒收此文件\ntime: {}\nerror_code: {}\n原因: {}\nreason: {}\n",
+            crate::journal::now_str(),
+            code.as_str(),
+            code.zh(),
+            detail
+        );
+        if let Err(e) = folders::quarantine(work, &self.s.folders.error, &reason) {
+            error!(error = %e, "cannot move the refused file to the error folder");
+        }
+        self.notice(Notice::Rejected {
+            source: stem.to_string(),
+            code,
+            detail: detail.to_string(),
+        });
+        Ok(())
+    }
+
+    // ---- The POS --------------------------------------------------------------------------
+
+    fn pos_ready(&self) -> bool {
+        self.pos.status().link == Link::Ready
+    }
+
+    async fn advance(&mut self) -> Result<(), JournalError> {
+        if self.active.is_some() || !self.pos_ready() {
+            return Ok(());
+        }
+        let open = self.journal.open_orders()?;
+        if !open.is_empty() {
+            let now = Instant::now();
+            let due = open.into_iter().find(|r| {
+                self.last_query
+                    .get(&r.id)
+                    .is_none_or(|t| now.duration_since(*t) >= self.s.timeouts.query_interval)
+            });
+            if let Some(row) = due {
+                let pos_ref = row.pos_ref.clone().unwrap_or_default();
+                self.last_query.insert(row.id, now);
+                info!(
+                    key = row.key,
+                    pos_ref,
+                    state = row.state.as_str(),
+                    "querying the POS for an open order"
+                );
+                if self
+                    .pos
+                    .request(Request::Query {
+                        reference: pos_ref.clone(),
+                    })
+                    .await
+                    .is_ok()
+                {
+                    self.active = Some(Active {
+                        id: row.id,
+                        pos_ref,
+                        phase: Phase::Querying,
+                        deadline: now + QUERY_TIMEOUT,
+                        cancel_by_timeout: false,
+                    });
+                }
+            }
+            // Nothing new starts while an outcome is open: the POS may still be working on it.
+            return Ok(());
+        }
+        let Some(row) = self.journal.next_accepted()? else {
+            return Ok(());
+        };
+        let device = self.pos.status().device_id.unwrap_or_default();
+        // Invariant: the SENT row (with its POS reference) is durable before the first byte.
+        let row = self.journal.start_attempt(row.id, &device)?;
+        let pos_ref = row.pos_ref.clone().expect("start_attempt sets pos_ref");
+        let amount = row.amount_fen.unsigned_abs();
+        let req = match row.kind {
+            Kind::Sale => Request::Sale {
+                reference: pos_ref.clone(),
+                amount_fen: amount,
+                description: row.description.clone(),
+            },
+            Kind::Refund => Request::Refund {
+                reference: pos_ref.clone(),
+                original: row.orig_pos_ref.clone().unwrap_or_default(),
+                amount_fen: amount,
+            },
+        };
+        let span = info_span!("order", key = %row.key, pos_ref = %pos_ref);
+        match self.pos.request(req).instrument(span.clone()).await {
+            Ok(()) => {
+                span.in_scope(
+                    || info!(kind = ?row.kind, amount = %fmt_amount(row.amount_fen), "sent to POS"),
+                );
+                self.active = Some(Active {
+                    id: row.id,
+                    pos_ref,
+                    phase: Phase::Sent,
+                    deadline: Instant::now() + self.s.timeouts.scan,
+                    cancel_by_timeout: false,
+                });
+                self.deliver(&row);
+            }
+            Err(e) => {
+                // The session refused before writing a byte: safe to queue again.
+                span.in_scope(|| warn!(error = %e, "POS not ready; order stays queued"));
+                self.journal.requeue(row.id, &format!("not sent: {e}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn send_cancel(&mut self, row: &OrderRow, by_timeout: bool) -> Result<(), JournalError> {
+        let pos_ref = row.pos_ref.clone().unwrap_or_default();
+        let detail = if by_timeout {
+            "timeout: cancelling on POS"
+        } else {
+            "cancel requested by HIS"
+        };
+        let row = self.journal.transition(
+            row.id,
+            State::Cancelling,
+            &Update {
+                detail: Some(detail),
+                ..Default::default()
+            },
+        )?;
+        match self
+            .pos
+            .request(Request::Cancel {
+                reference: pos_ref.clone(),
+            })
+            .await
+        {
+            Ok(()) => {
+                info!(key = row.key, pos_ref, by_timeout, "CANCEL sent");
+                self.active = Some(Active {
+                    id: row.id,
+                    pos_ref,
+                    phase: Phase::Cancelling,
+                    deadline: Instant::now() + self.s.timeouts.cancel,
+                    cancel_by_timeout: by_timeout,
+                });
+            }
+            Err(e) => {
+                warn!(key = row.key, error = %e, "CANCEL could not be sent; the resolver will retry");
+                self.active = None;
+            }
+        }
+        self.deliver(&row);
+        Ok(())
+    }
+
+    async fn on_timeout(&mut self) -> Result<(), JournalError> {
+        let now = Instant::now();
+        if now >= self.next_housekeeping {
+            self.housekeeping();
+        }
+        let Some(a) = self.active.as_ref() else {
+            return Ok(());
+        };
+        if now < a.deadline {
+            return Ok(());
+        }
+        let (id, phase) = (a.id, a.phase);
+        let Some(row) = self.journal.get(id)? else {
+            self.active = None;
+            return Ok(());
+        };
+        match (phase, row.kind) {
+            (Phase::Sent | Phase::Paying, Kind::Sale) => {
+                warn!(key = row.key, "patient did not finish in time");
+                self.send_cancel(&row, true).await?;
+            }
+            (Phase::Sent | Phase::Paying, Kind::Refund) | (Phase::Cancelling, _) => {
+                warn!(
+                    key = row.key,
+                    "no answer from POS in time: outcome unknown, will query"
+                );
+                self.set_unknown(&row, "no answer in time")?;
+            }
+            (Phase::Querying, _) => {
+                warn!(key = row.key, "query unanswered; will ask again");
+                self.active = None;
+            }
+        }
+        Ok(())
+    }
+
+    fn set_unknown(&mut self, row: &OrderRow, why: &str) -> Result<(), JournalError> {
+        self.active = None;
+        if row.state.is_final() || row.state == State::Accepted {
+            return Ok(());
+        }
+        // A cancel in flight stays CANCELLING so the resolver finishes it.
+        let state = if row.state == State::Cancelling {
+            State::Cancelling
+        } else {
+            State::Unknown
+        };
+        let row = self.journal.transition(
+            row.id,
+            state,
+            &Update {
+                detail: Some(why),
+                ..Default::default()
+            },
+        )?;
+        self.last_query.insert(row.id, Instant::now());
+        self.deliver(&row);
+        Ok(())
+    }
+
+    async fn on_pos(&mut self, ev: PosEvent) -> Result<(), JournalError> {
+        match ev {
+            PosEvent::PortLost { reason } => self.link_gone(&format!("port lost: {reason}")),
+            PosEvent::Session(SessionEvent::LinkLost) => self.link_gone("POS stopped answering"),
+            PosEvent::Session(SessionEvent::SendFailed(req)) => {
+                if let (Some(a), Some(r)) = (&self.active, req.reference()) {
+                    if a.pos_ref == r {
+                        return self.link_gone("command not acknowledged by POS");
+                    }
+                }
+                Ok(())
+            }
+            PosEvent::Session(SessionEvent::Progress { reference, stage }) => {
+                let Some(a) = self.active.as_mut().filter(|a| a.pos_ref == reference) else {
+                    return Ok(());
+                };
+                if stage == Stage::UserPaying && a.phase == Phase::Sent {
+                    a.phase = Phase::Paying;
+                    a.deadline = Instant::now() + self.s.timeouts.password;
+                    let id = a.id;
+                    let row = self.journal.transition(
+                        id,
+                        State::Paying,
+                        &Update {
+                            detail: Some("patient confirming payment"),
+                            ..Default::default()
+                        },
+                    )?;
+                    self.notify_row(&row);
+                }
+                Ok(())
+            }
+            PosEvent::Session(SessionEvent::Result(r)) => self.on_result(r),
+            PosEvent::Session(SessionEvent::Busy { reference, current }) => {
+                let Some(a) = self
+                    .active
+                    .as_ref()
+                    .filter(|a| a.pos_ref == reference && a.phase == Phase::Sent)
+                else {
+                    return Ok(());
+                };
+                let id = a.id;
+                self.active = None;
+                let msg = format!("POS busy with {current}");
+                let row = self.journal.transition(
+                    id,
+                    State::Failed,
+                    &Update {
+                        error_code: Some(ErrorCode::PosBusy.as_str()),
+                        pos_message: Some(&msg),
+                        detail: Some(&msg),
+                        ..Default::default()
+                    },
+                )?;
+                self.deliver(&row);
+                Ok(())
+            }
+            PosEvent::Session(SessionEvent::PosError { code, message }) => {
+                warn!(code, message, "POS reported an error");
+                if let Some(a) = self.active.as_ref().filter(|a| a.phase == Phase::Sent) {
+                    let id = a.id;
+                    self.active = None;
+                    let row = self.journal.transition(
+                        id,
+                        State::Failed,
+                        &Update {
+                            error_code: Some(ErrorCode::Declined.as_str()),
+                            pos_code: Some(&code),
+                            pos_message: Some(&message),
+                            detail: Some(&message),
+                            ..Default::default()
+                        },
+                    )?;
+                    self.deliver(&row);
+                }
+                Ok(())
+            }
+            PosEvent::Session(_) => Ok(()),
+        }
+    }
+
+    fn link_gone(&mut self, why: &str) -> Result<(), JournalError> {
+        let Some(a) = self.active.take() else {
+            return Ok(());
+        };
+        if a.phase == Phase::Querying {
+            return Ok(());
+        }
+        if let Some(row) = self.journal.get(a.id)? {
+            warn!(
+                key = row.key,
+                why, "link lost during a transaction: outcome unknown until queried"
+            );
+            self.set_unknown(&row, why)?;
+        }
+        Ok(())
+    }
+
+    fn on_result(&mut self, r: TxnResult) -> Result<(), JournalError> {
+        let Some(row) = self.journal.by_pos_ref(&r.reference)? else {
+            warn!(
+                reference = r.reference,
+                "POS result for an unknown reference"
+            );
+            return Ok(());
+        };
+        let span = info_span!("order", key = %row.key, pos_ref = %r.reference);
+        let _g = span.enter();
+        let is_active = self
+            .active
+            .as_ref()
+            .is_some_and(|a| a.pos_ref == r.reference);
+        let cancel_by_timeout = self
+            .active
+            .as_ref()
+            .filter(|_| is_active)
+            .is_some_and(|a| a.cancel_by_timeout);
+        if row.state.is_final() {
+            if is_active {
+                self.active = None;
+            }
+            return Ok(());
+        }
+        let channel = r.channel.map(|c| c.as_str());
+        let (state, code) = match r.status {
+            TxnStatus::Paid => (State::Success, None),
+            TxnStatus::Refunded => (State::Refunded, None),
+            TxnStatus::Failed => (State::Failed, Some(ErrorCode::Declined)),
+            TxnStatus::Cancelled => (
+                State::Cancelled,
+                Some(if cancel_by_timeout {
+                    ErrorCode::Timeout
+                } else {
+                    ErrorCode::Cancelled
+                }),
+            ),
+            TxnStatus::Reversed => (State::Reversed, None),
+            TxnStatus::NotFound => (State::Failed, Some(ErrorCode::PosNotReceived)),
+            TxnStatus::InProgress => {
+                // A query found it still running: follow it as the active transaction.
+                let phase = if row.state == State::Cancelling {
+                    Phase::Cancelling
+                } else {
+                    Phase::Paying
+                };
+                info!(
+                    state = row.state.as_str(),
+                    "POS reports the transaction still running"
+                );
+                self.active = Some(Active {
+                    id: row.id,
+                    pos_ref: r.reference.clone(),
+                    phase,
+                    deadline: Instant::now()
+                        + if phase == Phase::Cancelling {
+                            self.s.timeouts.cancel
+                        } else {
+                            self.s.timeouts.password
+                        },
+                    cancel_by_timeout: false,
+                });
+                if row.state != State::Paying && phase == Phase::Paying {
+                    let row = self.journal.transition(
+                        row.id,
+                        State::Paying,
+                        &Update {
+                            detail: Some("query: still in progress"),
+                            ..Default::default()
+                        },
+                    )?;
+                    self.deliver(&row);
+                }
+                return Ok(());
+            }
+        };
+        if is_active || self.active.as_ref().is_some_and(|a| a.id == row.id) {
+            self.active = None;
+        }
+        self.last_query.remove(&row.id);
+        let detail = format!("POS result {}", r.status.as_str());
+        let row = self.journal.transition(
+            row.id,
+            state,
+            &Update {
+                pay_order_no: r.pay_order_no.as_deref(),
+                channel,
+                pos_code: r.code.as_deref(),
+                pos_message: r.message.as_deref(),
+                error_code: code.map(ErrorCode::as_str),
+                detail: Some(&detail),
+            },
+        )?;
+        info!(state = state.as_str(), channel, "order finished");
+        self.deliver(&row);
+        Ok(())
+    }
+
+    // ---- Results --------------------------------------------------------------------------
+
+    fn result_message(&self, row: &OrderRow) -> ResultMessage {
+        let status = match row.state {
+            State::Accepted | State::Sent | State::Paying | State::Cancelling => Status::Processing,
+            State::Unknown => Status::Unknown,
+            State::Success => Status::Success,
+            State::Refunded => Status::Refunded,
+            State::Failed => Status::Failed,
+            State::Cancelled => Status::Cancelled,
+            State::Reversed => Status::Reversed,
+        };
+        let code = row.error_code.as_deref().and_then(ErrorCode::parse);
+        let (zh, en) = match (status, code) {
+            (Status::Unknown, _) => (
+                Some("支付结果未知，系统正在向POS查询，请勿重复收费".to_string()),
+                Some(
+                    "outcome not known yet; the bridge is querying the POS; do not charge again"
+                        .to_string(),
+                ),
+            ),
+            (_, Some(c)) => (
+                Some(match &row.pos_message {
+                    Some(m) => format!("{}：{m}", c.zh()),
+                    None => c.zh().to_string(),
+                }),
+                Some(match &row.pos_message {
+                    Some(m) => format!("{}: {m}", en_text(c)),
+                    None => en_text(c).to_string(),
+                }),
+            ),
+            _ => (None, None),
+        };
+        ResultMessage {
+            v: 1,
+            kind: "result".into(),
+            device_id: row
+                .device_id
+                .clone()
+                .filter(|d| !d.is_empty())
+                .unwrap_or_else(|| self.s.device_id.clone()),
+            terminal_id: Some(row.terminal_id.clone()),
+            order_no: Some(row.order_no.clone()),
+            refund_no: row.refund_no.clone(),
+            pay_order_no: row.pay_order_no.clone(),
+            status,
+            channel: row.channel.clone(),
+            amount: Some(fmt_amount(row.amount_fen)),
+            finished_at: row.finished_at.clone(),
+            error_code: code
+                .map(|c| c.as_str().to_string())
+                .or_else(|| (status == Status::Unknown).then(|| "E_UNKNOWN".into())),
+            error_message: zh,
+            error_message_en: en,
+        }
+    }
+
+    fn write_result(&self, stem: &str, msg: &ResultMessage) -> std::io::Result<PathBuf> {
+        let text = self.key.seal(Direction::ToHis, msg.to_json().as_bytes());
+        folders::write_atomic(&self.s.folders.outbox, &result_name(stem), text.as_bytes())
+    }
+
+    /// Writes the order's current result to every answer it owes; once final, archives the
+    /// claimed instruction files and records that the result is out.
+    fn deliver(&mut self, row: &OrderRow) {
+        self.notify_row(row);
+        let msg = self.result_message(row);
+        let replies = match self.journal.replies(row.id) {
+            Ok(r) => r,
+            Err(e) => {
+                error!(error = %e, "journal error");
+                return;
+            }
+        };
+        let mut all_written = true;
+        for (stem, work) in &replies {
+            if let Err(e) = self.write_result(stem, &msg) {
+                error!(key = row.key, file = %result_name(stem), error = %e, "cannot write result file; will retry");
+                all_written = false;
+                continue;
+            }
+            if row.state.is_final() {
+                if let Some(w) = work {
+                    let p = PathBuf::from(w);
+                    if p.exists() {
+                        if let Err(e) =
+                            folders::move_into(&p, &folders::archive_dir(&self.s.folders.archive))
+                        {
+                            error!(error = %e, "cannot archive instruction file");
+                            continue;
+                        }
+                    }
+                    let _ = self.journal.clear_work_file(row.id, stem);
+                }
+            }
+        }
+        if row.state.is_final() && all_written {
+            if let Err(e) = self.journal.mark_result_written(row.id) {
+                error!(error = %e, "journal error");
+            }
+        }
+    }
+
+    fn notify_row(&self, row: &OrderRow) {
+        self.notice(Notice::Order {
+            key: row.key.clone(),
+            state: row.state,
+            amount: fmt_amount(row.amount_fen),
+            channel: row.channel.clone(),
+            error_code: row.error_code.clone(),
+        });
+    }
+}
+
+fn fmt_amount(fen: i64) -> String {
+    Amount::from_fen(fen)
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "+0.00".into())
+}
+
+fn envelope_code(e: &crate::envelope::EnvelopeError) -> ErrorCode {
+    use crate::envelope::EnvelopeError as E;
+    match e {
+        E::KeyId { .. } => ErrorCode::KeyId,
+        E::Tag => ErrorCode::Decrypt,
+        E::Direction { .. } => ErrorCode::Direction,
+        _ => ErrorCode::Envelope,
+    }
+}
+
+/// English text of an error code (docs/his-interface.md §3.5).
+pub fn en_text(c: ErrorCode) -> &'static str {
+    match c {
+        ErrorCode::Envelope => "not a valid HB1 envelope",
+        ErrorCode::KeyId => "key id does not match",
+        ErrorCode::Decrypt => "decryption failed: wrong key or altered message",
+        ErrorCode::Direction => "wrong direction: a result cannot be sent as an instruction",
+        ErrorCode::Format => "message content is not valid",
+        ErrorCode::Field => "a field is missing or invalid",
+        ErrorCode::Amount => "amount format is invalid",
+        ErrorCode::Terminal => "unknown software terminal",
+        ErrorCode::FileName => "file name is not allowed",
+        ErrorCode::Conflict => "order number reused with another amount or terminal",
+        ErrorCode::NotFound => "no such order",
+        ErrorCode::RefundOriginal => "no paid original order for this refund",
+        ErrorCode::RefundExceeds => "refund exceeds the refundable amount",
+        ErrorCode::Declined => "payment failed",
+        ErrorCode::PosNotReceived => {
+            "the POS never received the transaction; nothing was charged; you may send it again"
+        }
+        ErrorCode::PosBusy => "the POS is busy with another transaction",
+        ErrorCode::Timeout => "the patient did not pay in time; the transaction was cancelled",
+        ErrorCode::Cancelled => "cancelled",
+        ErrorCode::NotCancellable => "the order is finished and cannot be cancelled",
+    }
+}

@@ -1,0 +1,316 @@
+//! The drop-folder contract (docs/his-interface.md §4): names, the inbox tracker (pure), and
+//! the file operations (atomic write, claim, archive, quarantine).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::config::Folders;
+
+/// Extension of an instruction file written by the HIS.
+pub const ORDER_EXT: &str = "ord";
+/// Extension of a result file written by the bridge.
+pub const RESULT_EXT: &str = "res";
+/// Marker written after the instruction file by an HIS that cannot rename.
+pub const DONE_SUFFIX: &str = ".done";
+/// Longest accepted file stem.
+pub const MAX_STEM: usize = 80;
+
+const RESERVED: [&str; 22] = [
+    "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8",
+    "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+];
+
+/// What a name in the inbox is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameKind {
+    /// `<stem>.ord`, with a stem safe to reuse for the result file.
+    Instruction { stem: String },
+    /// `<name>.done`: the HIS finished writing `<name>`.
+    Marker { target: String },
+    /// An `.ord` file whose stem cannot name a result file (escapes, reserved, too long).
+    BadName,
+    /// Temp files, dot files and anything else: never touched.
+    Ignored,
+}
+
+/// Whether `stem` can name a file on Windows and Linux without escaping its folder.
+pub fn safe_stem(stem: &str) -> bool {
+    !stem.is_empty()
+        && stem.len() <= MAX_STEM
+        && stem
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'@' | b'.'))
+        && !stem.starts_with('.')
+        && !stem.ends_with('.')
+        && !stem.contains("..")
+        && !RESERVED.iter().any(|r| {
+            stem.split('.')
+                .next()
+                .is_some_and(|first| first.eq_ignore_ascii_case(r))
+        })
+}
+
+pub fn classify(name: &str) -> NameKind {
+    let lower = name.to_ascii_lowercase();
+    if name.starts_with('.')
+        || lower.ends_with(".tmp")
+        || lower.ends_with(".part")
+        || lower.ends_with('~')
+    {
+        return NameKind::Ignored;
+    }
+    if let Some(target) = name.strip_suffix(DONE_SUFFIX) {
+        return NameKind::Marker {
+            target: target.to_string(),
+        };
+    }
+    match name.rsplit_once('.') {
+        Some((stem, ext)) if ext.eq_ignore_ascii_case(ORDER_EXT) => {
+            if safe_stem(stem) {
+                NameKind::Instruction {
+                    stem: stem.to_string(),
+                }
+            } else {
+                NameKind::BadName
+            }
+        }
+        _ => NameKind::Ignored,
+    }
+}
+
+/// When a file seen in the inbox may be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Still changing, or not yet stable long enough.
+    Wait,
+    /// Complete as far as the file system tells: read it and verify.
+    Ready,
+}
+
+#[derive(Debug)]
+struct Seen {
+    size: u64,
+    mtime: Option<SystemTime>,
+    first_seen: Instant,
+    stable_since: Instant,
+}
+
+/// Pure bookkeeping of the files in the inbox: stability and age, no IO.
+#[derive(Debug)]
+pub struct InboxTracker {
+    stable: Duration,
+    give_up: Duration,
+    seen: HashMap<String, Seen>,
+}
+
+impl InboxTracker {
+    pub fn new(stable: Duration, give_up: Duration) -> Self {
+        Self {
+            stable,
+            give_up,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// Records a listing of `name`; `marked` says a `.done` marker exists for it.
+    pub fn observe(
+        &mut self,
+        name: &str,
+        size: u64,
+        mtime: Option<SystemTime>,
+        marked: bool,
+        now: Instant,
+    ) -> Verdict {
+        let s = self.seen.entry(name.to_string()).or_insert(Seen {
+            size,
+            mtime,
+            first_seen: now,
+            stable_since: now,
+        });
+        if s.size != size || s.mtime != mtime {
+            s.size = size;
+            s.mtime = mtime;
+            s.stable_since = now;
+        }
+        if marked || now.duration_since(s.stable_since) >= self.stable {
+            Verdict::Ready
+        } else {
+            Verdict::Wait
+        }
+    }
+
+    /// A Ready file failed to open or verify: true when it has had its time and must be
+    /// refused; false while it may still be being written.
+    pub fn should_give_up(&self, name: &str, now: Instant) -> bool {
+        self.seen
+            .get(name)
+            .is_none_or(|s| now.duration_since(s.first_seen) >= self.give_up)
+    }
+
+    /// Forgets names no longer listed or already claimed.
+    pub fn retain(&mut self, present: &dyn Fn(&str) -> bool) {
+        self.seen.retain(|k, _| present(k));
+    }
+
+    pub fn forget(&mut self, name: &str) {
+        self.seen.remove(name);
+    }
+
+    /// The next time a waiting file could become ready.
+    pub fn next_check(&self) -> Option<Instant> {
+        self.seen
+            .values()
+            .map(|s| s.stable_since + self.stable)
+            .min()
+    }
+}
+
+pub fn ensure_dirs(f: &Folders) -> std::io::Result<()> {
+    for d in [&f.inbox, &f.outbox, &f.work, &f.archive, &f.error] {
+        std::fs::create_dir_all(d)?;
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `dir/name` atomically: a temp file in the same folder, flushed to disk,
+/// then renamed into place. Readers never see a partial file.
+pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let dest = dir.join(name);
+    let res = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, &dest)?;
+        sync_dir(dir);
+        Ok(dest.clone())
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
+}
+
+fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+/// Moves `from` into `dir`, keeping its name, or adding `.1`, `.2`... when taken. Never
+/// overwrites.
+pub fn move_into(from: &Path, dir: &Path) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let name = from
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("file")
+        .to_string();
+    let mut dest = dir.join(&name);
+    let mut n = 1;
+    while dest.exists() {
+        dest = dir.join(format!("{name}.{n}"));
+        n += 1;
+    }
+    std::fs::rename(from, &dest)?;
+    sync_dir(dir);
+    Ok(dest)
+}
+
+/// The dated archive folder for today.
+pub fn archive_dir(archive: &Path) -> PathBuf {
+    archive.join(chrono::Local::now().format("%Y-%m-%d").to_string())
+}
+
+/// Quarantines a file in the error folder with a `.reason.txt` beside it.
+pub fn quarantine(from: &Path, error_dir: &Path, reason: &str) -> std::io::Result<PathBuf> {
+    let dest = move_into(from, error_dir)?;
+    let reason_name = format!(
+        "{}.reason.txt",
+        dest.file_name().and_then(|n| n.to_str()).unwrap_or("file")
+    );
+    write_atomic(error_dir, &reason_name, reason.as_bytes())?;
+    Ok(dest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(
+            classify("A1.ord"),
+            NameKind::Instruction { stem: "A1".into() }
+        );
+        assert_eq!(
+            classify("A1@R1.ORD"),
+            NameKind::Instruction {
+                stem: "A1@R1".into()
+            }
+        );
+        assert_eq!(classify("A1.ord.tmp"), NameKind::Ignored);
+        assert_eq!(classify(".A1.ord"), NameKind::Ignored);
+        assert_eq!(classify("A1.ord.part"), NameKind::Ignored);
+        assert_eq!(
+            classify("A1.ord.done"),
+            NameKind::Marker {
+                target: "A1.ord".into()
+            }
+        );
+        assert_eq!(classify("readme.txt"), NameKind::Ignored);
+        assert_eq!(classify("CON.ord"), NameKind::BadName);
+        assert_eq!(classify("com1.x.ord"), NameKind::BadName);
+        assert_eq!(classify("a b.ord"), NameKind::BadName);
+        assert_eq!(classify("..ord"), NameKind::BadName);
+        assert_eq!(
+            classify(&format!("{}.ord", "9".repeat(81))),
+            NameKind::BadName
+        );
+        assert_eq!(classify("订单.ord"), NameKind::BadName);
+    }
+
+    #[test]
+    fn tracker_waits_for_stability_unless_marked() {
+        let t = Instant::now();
+        let ms = Duration::from_millis;
+        let mut tr = InboxTracker::new(ms(200), Duration::from_secs(5));
+        assert_eq!(tr.observe("a", 10, None, false, t), Verdict::Wait);
+        assert_eq!(tr.observe("a", 20, None, false, t + ms(150)), Verdict::Wait);
+        assert_eq!(tr.observe("a", 20, None, false, t + ms(300)), Verdict::Wait);
+        assert_eq!(
+            tr.observe("a", 20, None, false, t + ms(350)),
+            Verdict::Ready
+        );
+        assert_eq!(tr.observe("b", 1, None, true, t), Verdict::Ready);
+        assert!(!tr.should_give_up("a", t + ms(1000)));
+        assert!(tr.should_give_up("a", t + Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn atomic_write_and_moves_never_overwrite() {
+        let d = tempfile::tempdir().unwrap();
+        write_atomic(d.path(), "x.res", b"1").unwrap();
+        write_atomic(d.path(), "x.res", b"2").unwrap();
+        assert_eq!(std::fs::read(d.path().join("x.res")).unwrap(), b"2");
+        let names: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "no temp file left: {names:?}");
+        let a = d.path().join("a");
+        std::fs::create_dir(&a).unwrap();
+        std::fs::write(d.path().join("f"), b"1").unwrap();
+        move_into(&d.path().join("f"), &a).unwrap();
+        std::fs::write(d.path().join("f"), b"2").unwrap();
+        let second = move_into(&d.path().join("f"), &a).unwrap();
+        assert_eq!(second, a.join("f.1"));
+        assert_eq!(std::fs::read(a.join("f")).unwrap(), b"1");
+    }
+}

@@ -1,0 +1,280 @@
+//! The drop-folder adapter: lists the inbox at start-up, on notify events (hints only) and on a
+//! timer; waits for complete files; verifies the envelope; claims each file by renaming it into
+//! the work folder; hands it to the engine. Also re-submits whatever a crash left in work/.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use notify::Watcher;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::config::{Folders, Intake as IntakeCfg};
+use crate::envelope::{self, Direction, EnvelopeError, Key};
+use crate::folders::{classify, InboxTracker, NameKind, Verdict};
+
+/// Where an instruction came from and where its answer goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A claimed file: `stem` names the result file, `work_path` is the claimed file.
+    File { stem: String, work_path: PathBuf },
+}
+
+/// Why a file was refused before its envelope could be opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    Envelope(EnvelopeError),
+    /// The file name cannot be used to answer (escapes the folder, reserved, too long).
+    BadName(String),
+    Unreadable(String),
+}
+
+/// One instruction handed to the engine: its origin and its plaintext, or why there is none.
+#[derive(Debug)]
+pub struct Submission {
+    pub origin: Origin,
+    pub body: Result<Vec<u8>, Refusal>,
+}
+
+pub struct Inbox {
+    pub folders: Folders,
+    pub cfg: IntakeCfg,
+    pub key: Arc<Key>,
+    pub tx: mpsc::Sender<Submission>,
+}
+
+fn name_of(p: &Path) -> String {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+impl Inbox {
+    /// Runs until the engine stops listening.
+    pub async fn run(self) {
+        if self.resubmit_work().await.is_err() {
+            return;
+        }
+        let (wake_tx, mut wake_rx) = mpsc::unbounded_channel::<()>();
+        let mut _watcher = self.watch(wake_tx.clone());
+        let mut tracker = InboxTracker::new(self.cfg.stable, self.cfg.give_up);
+        let mut inbox_missing = false;
+        loop {
+            match self.scan(&mut tracker).await {
+                Ok(()) => {
+                    if inbox_missing {
+                        info!(inbox = %self.folders.inbox.display(), "inbox folder is back");
+                        inbox_missing = false;
+                        _watcher = self.watch(wake_tx.clone());
+                    }
+                }
+                Err(ScanError::Closed) => return,
+                Err(ScanError::Io(e)) => {
+                    if !inbox_missing {
+                        warn!(inbox = %self.folders.inbox.display(), error = %e, "inbox folder cannot be listed");
+                        inbox_missing = true;
+                    }
+                    let _ = std::fs::create_dir_all(&self.folders.inbox);
+                }
+            }
+            let mut next = tokio::time::Instant::now() + self.cfg.rescan;
+            if let Some(t) = tracker.next_check() {
+                next = next.min(tokio::time::Instant::from_std(t.max(Instant::now())));
+            }
+            tokio::select! {
+                _ = wake_rx.recv() => {
+                    // Let a burst of events settle into one listing.
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                    while wake_rx.try_recv().is_ok() {}
+                }
+                _ = tokio::time::sleep_until(next) => {}
+            }
+        }
+    }
+
+    fn watch(&self, wake: mpsc::UnboundedSender<()>) -> Option<notify::RecommendedWatcher> {
+        let res = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+            if let Err(e) = &ev {
+                debug!(error = %e, "inbox watcher error; the timer listing covers it");
+            }
+            let _ = wake.send(());
+        })
+        .and_then(|mut w| {
+            w.watch(&self.folders.inbox, notify::RecursiveMode::NonRecursive)
+                .map(|_| w)
+        });
+        match res {
+            Ok(w) => Some(w),
+            Err(e) => {
+                warn!(error = %e, "no file-system events for the inbox; listing it on the timer only");
+                None
+            }
+        }
+    }
+
+    async fn resubmit_work(&self) -> Result<(), ()> {
+        let Ok(rd) = std::fs::read_dir(&self.folders.work) else {
+            return Ok(());
+        };
+        let mut paths: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for path in paths {
+            let name = name_of(&path);
+            let NameKind::Instruction { stem } = classify(&name) else {
+                continue;
+            };
+            info!(file = %name, "resubmitting a claimed file left from the last run");
+            let body = read_and_open(&path, &self.key);
+            self.tx
+                .send(Submission {
+                    origin: Origin::File {
+                        stem,
+                        work_path: path,
+                    },
+                    body,
+                })
+                .await
+                .map_err(|_| ())?;
+        }
+        Ok(())
+    }
+
+    async fn scan(&self, tracker: &mut InboxTracker) -> Result<(), ScanError> {
+        let now = Instant::now();
+        let mut names: Vec<String> = std::fs::read_dir(&self.folders.inbox)
+            .map_err(ScanError::Io)?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
+            .map(|e| name_of(&e.path()))
+            .collect();
+        names.sort();
+        let markers: Vec<String> = names
+            .iter()
+            .filter_map(|n| match classify(n) {
+                NameKind::Marker { target } => Some(target),
+                _ => None,
+            })
+            .collect();
+        tracker.retain(&|n| names.iter().any(|x| x == n));
+        for name in &names {
+            let kind = classify(name);
+            let path = self.folders.inbox.join(name);
+            let stem = match kind {
+                NameKind::Instruction { stem } => stem,
+                NameKind::BadName => {
+                    // Claim under a neutral name so nothing is ever built from the bad one.
+                    self.refuse_bad_name(&path, name).await?;
+                    continue;
+                }
+                _ => continue,
+            };
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            let marked = markers.contains(name);
+            if tracker.observe(name, meta.len(), meta.modified().ok(), marked, now) == Verdict::Wait
+            {
+                continue;
+            }
+            let body = read_and_open(&path, &self.key);
+            if body.is_err() && !tracker.should_give_up(name, now) && !marked && retryable(&body) {
+                continue; // perhaps still being written; try again on the next listing
+            }
+            let Some(work_path) = claim(&path, &self.folders.work) else {
+                continue;
+            };
+            tracker.forget(name);
+            if marked {
+                let _ = crate::folders::move_into(
+                    &self.folders.inbox.join(format!("{name}.done")),
+                    &self.folders.work,
+                );
+            }
+            debug!(file = %name, "claimed");
+            self.tx
+                .send(Submission {
+                    origin: Origin::File { stem, work_path },
+                    body,
+                })
+                .await
+                .map_err(|_| ScanError::Closed)?;
+        }
+        Ok(())
+    }
+
+    async fn refuse_bad_name(&self, path: &Path, name: &str) -> Result<(), ScanError> {
+        let stem = format!("badname-{}", chrono::Local::now().format("%Y%m%d%H%M%S%3f"));
+        let Some(work_path) = claim_as(path, &self.folders.work, &format!("{stem}.ord")) else {
+            return Ok(());
+        };
+        let shown: String = name.chars().take(120).collect();
+        self.tx
+            .send(Submission {
+                origin: Origin::File { stem, work_path },
+                body: Err(Refusal::BadName(shown)),
+            })
+            .await
+            .map_err(|_| ScanError::Closed)
+    }
+}
+
+/// A failure that a file still being written could explain.
+fn retryable(body: &Result<Vec<u8>, Refusal>) -> bool {
+    matches!(
+        body,
+        Err(Refusal::Unreadable(_))
+            | Err(Refusal::Envelope(
+                EnvelopeError::Empty
+                    | EnvelopeError::Malformed
+                    | EnvelopeError::Base64
+                    | EnvelopeError::Truncated
+                    | EnvelopeError::Tag
+            ))
+    )
+}
+
+enum ScanError {
+    Io(std::io::Error),
+    Closed,
+}
+
+fn read_and_open(path: &Path, key: &Key) -> Result<Vec<u8>, Refusal> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| Refusal::Unreadable(e.to_string()))?;
+    let mut bytes = Vec::new();
+    f.take(envelope::MAX_ENVELOPE as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Refusal::Unreadable(e.to_string()))?;
+    key.open(Direction::ToBridge, &bytes)
+        .map_err(Refusal::Envelope)
+}
+
+/// Claims a file by renaming it into the work folder. None when it vanished meanwhile.
+fn claim(path: &Path, work: &Path) -> Option<PathBuf> {
+    let name = name_of(path);
+    let mut dest = work.join(&name);
+    if dest.exists() {
+        let (stem, ext) = name.rsplit_once('.').unwrap_or((&name, "ord"));
+        dest = work.join(format!(
+            "{stem}.{}.{ext}",
+            chrono::Local::now().format("%H%M%S%3f")
+        ));
+    }
+    claim_to(path, dest)
+}
+
+fn claim_as(path: &Path, work: &Path, name: &str) -> Option<PathBuf> {
+    claim_to(path, work.join(name))
+}
+
+fn claim_to(path: &Path, dest: PathBuf) -> Option<PathBuf> {
+    match std::fs::rename(path, &dest) {
+        Ok(()) => Some(dest),
+        Err(e) => {
+            warn!(file = %path.display(), error = %e, "cannot claim file");
+            None
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! The POS driver: a tokio task that owns the serial port and the sans-IO [`Session`].
+//!
+//! A reader thread turns blocking serial reads into a channel; the task selects on bytes,
+//! requests and the session's deadline, writes what the session hands back, and reopens the
+//! port when it disappears. Nothing here decides about money: that is the engine's job.
+
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hisbridge_protocol::session::{Session, SessionConfig, SessionError, SessionEvent, State};
+use hisbridge_protocol::Request;
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
+
+/// Link state shown to the cashier and checked by the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Link {
+    /// The port cannot be opened (unplugged, wrong name, held by another program).
+    PortClosed { reason: String },
+    /// The port is open; waiting for the POS to answer HELLO.
+    Handshaking,
+    /// The POS answered with the configured device ID.
+    Ready,
+    /// The POS answered with another device ID: no money commands.
+    WrongDevice { reported: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PosStatus {
+    pub port: String,
+    pub link: Link,
+    pub device_id: Option<String>,
+    pub version: Option<String>,
+    pub model: Option<String>,
+    /// Local time the POS was last heard.
+    pub last_heard: Option<String>,
+}
+
+/// What the driver reports to the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PosEvent {
+    Session(SessionEvent),
+    /// The port closed under an open session; requests in flight may or may not have arrived.
+    PortLost {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct PosConfig {
+    pub port: String,
+    pub baud: u32,
+    pub session: SessionConfig,
+    pub reopen_interval: Duration,
+}
+
+type RequestMsg = (Request, oneshot::Sender<Result<(), SessionError>>);
+
+/// The engine's handle on the driver.
+#[derive(Clone)]
+pub struct PosHandle {
+    requests: mpsc::UnboundedSender<RequestMsg>,
+    status: watch::Receiver<PosStatus>,
+}
+
+impl PosHandle {
+    /// Hands a request to the session. `Ok` means it was queued on an open link; the answer
+    /// arrives as a [`PosEvent`].
+    pub async fn request(&self, req: Request) -> Result<(), SessionError> {
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send((req, tx))
+            .map_err(|_| SessionError::NotReady)?;
+        rx.await.unwrap_or(Err(SessionError::NotReady))
+    }
+
+    pub fn status(&self) -> PosStatus {
+        self.status.borrow().clone()
+    }
+
+    pub fn watch(&self) -> watch::Receiver<PosStatus> {
+        self.status.clone()
+    }
+}
+
+/// Starts the driver on the current tokio runtime.
+pub fn spawn(cfg: PosConfig) -> (PosHandle, mpsc::UnboundedReceiver<PosEvent>) {
+    let (req_tx, req_rx) = mpsc::unbounded_channel();
+    let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+    let (st_tx, st_rx) = watch::channel(PosStatus {
+        port: cfg.port.clone(),
+        link: Link::PortClosed {
+            reason: "starting".into(),
+        },
+        device_id: None,
+        version: None,
+        model: None,
+        last_heard: None,
+    });
+    tokio::spawn(drive(cfg, req_rx, ev_tx, st_tx));
+    (
+        PosHandle {
+            requests: req_tx,
+            status: st_rx,
+        },
+        ev_rx,
+    )
+}
+
+fn open(cfg: &PosConfig) -> Result<Box<dyn serialport::SerialPort>, String> {
+    serialport::new(&cfg.port, cfg.baud)
+        .timeout(Duration::from_millis(100))
+        .open()
+        .map_err(|e| format!("{}: {e}", cfg.port))
+}
+
+async fn drive(
+    cfg: PosConfig,
+    mut requests: mpsc::UnboundedReceiver<RequestMsg>,
+    events: mpsc::UnboundedSender<PosEvent>,
+    status: watch::Sender<PosStatus>,
+) {
+    let mut last_error = String::new();
+    loop {
+        let c = cfg.clone();
+        let opened = tokio::task::spawn_blocking(move || open(&c))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        let port = match opened {
+            Ok(p) => p,
+            Err(reason) => {
+                if reason != last_error {
+                    warn!(port = %cfg.port, %reason, "POS port cannot be opened");
+                    last_error = reason.clone();
+                }
+                status.send_modify(|s| s.link = Link::PortClosed { reason });
+                // Refuse requests while closed, without waiting the whole interval.
+                let deadline = tokio::time::Instant::now() + cfg.reopen_interval;
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(deadline) => break,
+                        r = requests.recv() => match r {
+                            Some((_, reply)) => { let _ = reply.send(Err(SessionError::NotReady)); }
+                            None => return,
+                        },
+                    }
+                }
+                continue;
+            }
+        };
+        last_error.clear();
+        info!(port = %cfg.port, baud = cfg.baud, "POS port open");
+        status.send_modify(|s| s.link = Link::Handshaking);
+        let reason = run_port(&cfg, port, &mut requests, &events, &status).await;
+        match reason {
+            None => return,
+            Some(reason) => {
+                warn!(port = %cfg.port, %reason, "POS port lost");
+                status.send_modify(|s| {
+                    s.link = Link::PortClosed {
+                        reason: reason.clone(),
+                    };
+                });
+                let _ = events.send(PosEvent::PortLost { reason });
+            }
+        }
+    }
+}
+
+/// Runs one open port until it fails (returns the reason) or the engine goes away (None).
+async fn run_port(
+    cfg: &PosConfig,
+    mut port: Box<dyn serialport::SerialPort>,
+    requests: &mut mpsc::UnboundedReceiver<RequestMsg>,
+    events: &mpsc::UnboundedSender<PosEvent>,
+    status: &watch::Sender<PosStatus>,
+) -> Option<String> {
+    let (bytes_tx, mut bytes_rx) = mpsc::unbounded_channel::<Result<Vec<u8>, String>>();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut reader = match port.try_clone() {
+        Ok(r) => r,
+        Err(e) => return Some(format!("cannot clone port handle: {e}")),
+    };
+    let stop_r = stop.clone();
+    std::thread::Builder::new()
+        .name("pos-reader".into())
+        .spawn(move || {
+            let mut buf = [0u8; 512];
+            while !stop_r.load(Ordering::Relaxed) {
+                match reader.read(&mut buf) {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        if bytes_tx.send(Ok(buf[..n].to_vec())).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::TimedOut
+                            || e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let _ = bytes_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                }
+            }
+        })
+        .expect("spawn reader thread");
+    let _stop_guard = StopOnDrop(stop);
+
+    let first_seq = (rand::random::<u16>() % 9999) + 1;
+    let mut session = Session::new(cfg.session.clone(), first_seq, Instant::now());
+    loop {
+        // Write what the session wants on the wire, then report its events.
+        while let Some(out) = session.poll_transmit() {
+            if let Err(e) = port.write_all(&out).and_then(|_| port.flush()) {
+                return Some(format!("write failed: {e}"));
+            }
+        }
+        while let Some(ev) = session.poll_event() {
+            update_status(status, &session, &ev);
+            match &ev {
+                SessionEvent::Garbled(what) => debug!(%what, "garbled input from POS"),
+                other => debug!(event = ?other, "POS event"),
+            }
+            if events.send(PosEvent::Session(ev)).is_err() {
+                return None;
+            }
+        }
+        let deadline = tokio::time::Instant::from_std(session.poll_timeout());
+        tokio::select! {
+            b = bytes_rx.recv() => match b {
+                Some(Ok(bytes)) => {
+                    session.handle_input(&bytes, Instant::now());
+                    status.send_modify(|s| s.last_heard = Some(crate::journal::now_str()));
+                }
+                Some(Err(e)) => return Some(format!("read failed: {e}")),
+                None => return Some("reader stopped".into()),
+            },
+            r = requests.recv() => match r {
+                Some((req, reply)) => {
+                    let res = session.request(req, Instant::now());
+                    let _ = reply.send(res);
+                }
+                None => return None,
+            },
+            _ = tokio::time::sleep_until(deadline) => session.handle_timeout(Instant::now()),
+        }
+    }
+}
+
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+fn update_status(status: &watch::Sender<PosStatus>, session: &Session, ev: &SessionEvent) {
+    let link = match session.state() {
+        State::Ready { .. } => Link::Ready,
+        State::WrongDevice { reported } => Link::WrongDevice {
+            reported: reported.clone(),
+        },
+        State::ExpectHello => Link::Handshaking,
+    };
+    status.send_modify(|s| {
+        s.link = link;
+        match ev {
+            SessionEvent::Connected {
+                device_id,
+                version,
+                model,
+            } => {
+                info!(device_id, version, model, "POS connected");
+                s.device_id = Some(device_id.clone());
+                s.version = Some(version.clone());
+                s.model = Some(model.clone());
+            }
+            SessionEvent::DeviceMismatch { expected, reported } => {
+                warn!(
+                    expected,
+                    reported, "POS reports another device ID; money commands refused"
+                );
+                s.device_id = Some(reported.clone());
+            }
+            SessionEvent::LinkLost => warn!("POS stopped answering"),
+            _ => {}
+        }
+    });
+}
