@@ -187,10 +187,9 @@ impl Inbox {
             };
             tracker.forget(name);
             if marked {
-                let _ = crate::folders::move_into(
-                    &self.folders.inbox.join(format!("{name}.done")),
-                    &self.folders.work,
-                );
+                // The marker has done its job; keep it in the day's archive.
+                let marker = self.folders.inbox.join(format!("{name}.done"));
+                let _ = crate::folders::move_into(&marker, &crate::folders::archive_dir(&self.folders.archive));
             }
             debug!(file = %name, "claimed");
             self.tx
