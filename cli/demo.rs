@@ -12,9 +12,7 @@ use hisbridge_core::{hisclient, keyfile};
 
 #[cfg(unix)]
 pub fn run() -> Result<()> {
-    let dir = tempfile::Builder::new()
-        .prefix("hisbridge-demo-")
-        .tempdir()?;
+    let dir = tempfile::Builder::new().prefix("hisbridge-demo-").tempdir()?;
     let sim = hisbridge_sim::spawn_on_pty(hisbridge_sim::SimConfig::default())?;
     let key = Key::generate("DEMO")?;
     let key_path = dir.path().join("hisbridge.key");
@@ -50,16 +48,10 @@ pub fn run() -> Result<()> {
         };
         let stem = hisclient::new_stem(&ins);
         hisclient::send(&cfg.folders.inbox, &key, &ins, &stem)?;
-        println!(
-            "\nHIS -> {}/{stem}.ord ({what}, {amount})",
-            cfg.folders.inbox.display()
-        );
+        println!("\nHIS -> {}/{stem}.ord ({what}, {amount})", cfg.folders.inbox.display());
         let r = hisclient::wait_final(&cfg.folders.outbox, &key, &stem, Duration::from_secs(30))
             .context("waiting for the result")?;
-        println!(
-            "HIS <- {}/{stem}.res, decrypted:",
-            cfg.folders.outbox.display()
-        );
+        println!("HIS <- {}/{stem}.res, decrypted:", cfg.folders.outbox.display());
         println!("{}", serde_json::to_string_pretty(&r)?);
     }
     let ledger = sim.ledger();
@@ -80,7 +72,5 @@ pub fn run() -> Result<()> {
 
 #[cfg(not(unix))]
 pub fn run() -> Result<()> {
-    anyhow::bail!(
-        "the demo needs a pseudo-terminal (Linux); on Windows use sim-pos with a COM port pair"
-    )
+    anyhow::bail!("the demo needs a pseudo-terminal (Linux); on Windows use sim-pos with a COM port pair")
 }

@@ -15,11 +15,7 @@ use hisbridge_core::his::{Instruction, InstructionKind};
 use hisbridge_core::{hisclient, keyfile};
 
 #[derive(Parser)]
-#[command(
-    name = "hisbridge",
-    version,
-    about = "HIS Bridge: HIS payment orders to a WeChat Pay / Alipay smart POS"
-)]
+#[command(name = "hisbridge", version, about = "HIS Bridge: HIS payment orders to a WeChat Pay / Alipay smart POS")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -115,12 +111,8 @@ enum HisCmd {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HISBRIDGE_LOG")
-        .unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HISBRIDGE_LOG").unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
 fn main() -> Result<()> {
@@ -166,8 +158,7 @@ fn sim_pos(a: SimArgs) -> Result<()> {
     if let Some(s) = a.script {
         for item in s.split(',').filter(|s| !s.is_empty()) {
             cfg.script.push_back(
-                hisbridge_sim::Outcome::parse(item.trim())
-                    .with_context(|| format!("unknown outcome {item:?}"))?,
+                hisbridge_sim::Outcome::parse(item.trim()).with_context(|| format!("unknown outcome {item:?}"))?,
             );
         }
     }
@@ -196,9 +187,7 @@ fn sim_on_pty(cfg: hisbridge_sim::SimConfig, link: Option<PathBuf>) -> Result<()
         std::os::unix::fs::symlink(sim.port_path(), &l)?;
         println!("linked {} -> {}", l.display(), sim.port_path());
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(tokio::signal::ctrl_c())?;
     Ok(())
 }
@@ -210,13 +199,8 @@ fn sim_on_pty(_: hisbridge_sim::SimConfig, _: Option<PathBuf>) -> Result<()> {
 
 fn his(cmd: HisCmd) -> Result<()> {
     let (c, kind, amount, description) = match cmd {
-        HisCmd::Send {
-            c,
-            amount,
-            description,
-        } => {
-            let a =
-                Amount::parse(&amount).map_err(|e| anyhow::anyhow!("--amount {amount:?}: {e}"))?;
+        HisCmd::Send { c, amount, description } => {
+            let a = Amount::parse(&amount).map_err(|e| anyhow::anyhow!("--amount {amount:?}: {e}"))?;
             (c, InstructionKind::Order, Some(a), description)
         }
         HisCmd::Query { c } => (c, InstructionKind::Query, None, None),
@@ -238,18 +222,9 @@ fn his(cmd: HisCmd) -> Result<()> {
     let stem = hisclient::new_stem(&ins);
     hisclient::send(&cfg.folders.inbox, &key, &ins, &stem)?;
     eprintln!("wrote {}.ord; waiting for {}.res", stem, stem);
-    let r = hisclient::wait_final(
-        &cfg.folders.outbox,
-        &key,
-        &stem,
-        Duration::from_secs(c.wait),
-    )?;
+    let r = hisclient::wait_final(&cfg.folders.outbox, &key, &stem, Duration::from_secs(c.wait))?;
     if r.device_id != cfg.pos.device_id {
-        bail!(
-            "result names device {} but the configured POS is {}",
-            r.device_id,
-            cfg.pos.device_id
-        );
+        bail!("result names device {} but the configured POS is {}", r.device_id, cfg.pos.device_id);
     }
     println!("{}", serde_json::to_string_pretty(&r)?);
     Ok(())

@@ -67,7 +67,9 @@ fn silent_pos_mid_payment_leaves_unknown_then_query_resolves() {
     // The cable is pulled on the POS side: the POS completes the payment, the bridge hears nothing.
     h.sim.faults.mute.store(true, Ordering::SeqCst);
     h.eventually("bridge reports UNKNOWN", || {
-        hisbridge_core::hisclient::read_result(h.outbox(), &h.key, &stem).unwrap().is_some_and(|r| r.status == Status::Unknown)
+        hisbridge_core::hisclient::read_result(h.outbox(), &h.key, &stem)
+            .unwrap()
+            .is_some_and(|r| r.status == Status::Unknown)
     });
     assert_eq!(h.sim.ledger().get("B0004.1").unwrap().status, "PAID");
     // Cable back: the bridge queries, never re-sends, and reports the real outcome.
@@ -80,7 +82,10 @@ fn silent_pos_mid_payment_leaves_unknown_then_query_resolves() {
 
 #[test]
 fn patient_who_never_scans_is_cancelled_after_the_deadline() {
-    let h = Harness::with(SimConfig { script: [Outcome::NoScan].into(), ..SimConfig::default() }, "[timeouts]\nscan_secs = 1\n");
+    let h = Harness::with(
+        SimConfig { script: [Outcome::NoScan].into(), ..SimConfig::default() },
+        "[timeouts]\nscan_secs = 1\n",
+    );
     let r = h.pay("B0005", "+7.00");
     assert_eq!(r.status, Status::Cancelled);
     assert_eq!(r.error_code.as_deref(), Some("E_TIMEOUT"));

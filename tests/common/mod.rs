@@ -40,6 +40,11 @@ impl Harness {
     }
 
     pub fn with(sim: SimConfig, extra_config: &str) -> Self {
+        // Logs show with the failing test's output (cargo test captures them per test).
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("HISBRIDGE_LOG").unwrap_or_else(|_| "debug".into()))
+            .with_test_writer()
+            .try_init();
         let dir = tempfile::tempdir().unwrap();
         let sim = hisbridge_sim::spawn_on_pty(sim).unwrap();
         let key = Key::generate("K1").unwrap();

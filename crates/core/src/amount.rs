@@ -89,9 +89,7 @@ impl Amount {
         let yuan: i64 = int.parse().map_err(|_| AmountError::TooLarge)?;
         let cents: i64 = match frac {
             None => 0,
-            Some(f) if f.len() == 1 => {
-                f.parse::<i64>().map_err(|_| AmountError::BadCharacter)? * 10
-            }
+            Some(f) if f.len() == 1 => f.parse::<i64>().map_err(|_| AmountError::BadCharacter)? * 10,
             Some(f) => f.parse().map_err(|_| AmountError::BadCharacter)?,
         };
         let fen = yuan * 100 + cents;
@@ -122,14 +120,9 @@ mod tests {
 
     #[test]
     fn accepts_the_documented_forms() {
-        for (s, fen) in [
-            ("+12.50", 1250),
-            ("-3.00", -300),
-            ("+1", 100),
-            ("+0.05", 5),
-            ("+0.5", 50),
-            ("+99999999.99", MAX_FEN),
-        ] {
+        for (s, fen) in
+            [("+12.50", 1250), ("-3.00", -300), ("+1", 100), ("+0.05", 5), ("+0.5", 50), ("+99999999.99", MAX_FEN)]
+        {
             assert_eq!(Amount::parse(s).map(Amount::fen), Ok(fen), "{s}");
         }
         assert_eq!(Amount::parse("+12.5").unwrap().to_string(), "+12.50");

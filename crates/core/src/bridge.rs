@@ -40,10 +40,7 @@ impl Bridge {
         let (pos, pos_events) = pos::spawn(PosConfig {
             port: cfg.pos.port.clone(),
             baud: cfg.pos.baud,
-            session: SessionConfig {
-                expected_device: Some(cfg.pos.device_id.clone()),
-                ..SessionConfig::default()
-            },
+            session: SessionConfig { expected_device: Some(cfg.pos.device_id.clone()), ..SessionConfig::default() },
             reopen_interval: Duration::from_secs(1),
         });
         let (sub_tx, sub_rx) = mpsc::channel(64);
@@ -61,19 +58,7 @@ impl Bridge {
             notices.clone(),
         );
         let engine = tokio::spawn(engine.run(sub_rx, pos_events));
-        tokio::spawn(
-            Inbox {
-                folders: cfg.folders.clone(),
-                cfg: cfg.intake.clone(),
-                key,
-                tx: sub_tx,
-            }
-            .run(),
-        );
-        Ok(Self {
-            pos,
-            notices,
-            engine,
-        })
+        tokio::spawn(Inbox { folders: cfg.folders.clone(), cfg: cfg.intake.clone(), key, tx: sub_tx }.run());
+        Ok(Self { pos, notices, engine })
     }
 }

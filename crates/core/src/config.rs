@@ -10,10 +10,7 @@ use serde::Deserialize;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("config field `{field}`: {reason}")]
@@ -21,10 +18,7 @@ pub enum ConfigError {
 }
 
 fn field(field: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Field {
-        field,
-        reason: reason.into(),
-    }
+    ConfigError::Field { field, reason: reason.into() }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -133,14 +127,9 @@ pub const DEFAULT_BAUD: u32 = 115_200;
 
 impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.into(),
-            source,
-        })?;
-        let raw: RawConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.into(),
-            message: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let raw: RawConfig =
+            toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?;
         let base = path.parent().unwrap_or(Path::new("."));
         Self::resolve(raw, base)
     }
@@ -148,63 +137,34 @@ impl Config {
     /// Applies defaults and checks every field. Relative paths are taken from `base`.
     pub fn resolve(raw: RawConfig, base: &Path) -> Result<Self, ConfigError> {
         let abs = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
-        let data_dir = abs(raw
-            .data_dir
-            .ok_or_else(|| field("data_dir", "is required"))?);
-        let under =
-            |p: Option<PathBuf>, name: &str| p.map(abs).unwrap_or_else(|| data_dir.join(name));
-        let terminals: BTreeSet<String> = raw
-            .terminals
-            .ok_or_else(|| field("terminals", "is required"))?
-            .into_iter()
-            .collect();
+        let data_dir = abs(raw.data_dir.ok_or_else(|| field("data_dir", "is required"))?);
+        let under = |p: Option<PathBuf>, name: &str| p.map(abs).unwrap_or_else(|| data_dir.join(name));
+        let terminals: BTreeSet<String> =
+            raw.terminals.ok_or_else(|| field("terminals", "is required"))?.into_iter().collect();
         if terminals.is_empty() {
             return Err(field("terminals", "lists no software terminal ID"));
         }
         for t in &terminals {
-            crate::his::check_number("terminal_id", t)
-                .map_err(|e| field("terminals", format!("{t:?}: {e}")))?;
+            crate::his::check_number("terminal_id", t).map_err(|e| field("terminals", format!("{t:?}: {e}")))?;
         }
-        let port = raw.pos.port.ok_or_else(|| {
-            field(
-                "pos.port",
-                "is required (e.g. \"COM5\" or \"/dev/ttyUSB0\")",
-            )
-        })?;
+        let port = raw.pos.port.ok_or_else(|| field("pos.port", "is required (e.g. \"COM5\" or \"/dev/ttyUSB0\")"))?;
         if port.trim().is_empty() {
             return Err(field("pos.port", "is empty"));
         }
         let baud = raw.pos.baud.unwrap_or(DEFAULT_BAUD);
         if ![9600, 19200, 38400, 57600, 115_200].contains(&baud) {
-            return Err(field(
-                "pos.baud",
-                format!("{baud} is not one of 9600, 19200, 38400, 57600, 115200"),
-            ));
+            return Err(field("pos.baud", format!("{baud} is not one of 9600, 19200, 38400, 57600, 115200")));
         }
-        let device_id = raw
-            .pos
-            .device_id
-            .ok_or_else(|| field("pos.device_id", "is required"))?;
-        crate::his::check_number("device_id", &device_id)
-            .map_err(|e| field("pos.device_id", e.to_string()))?;
-        let secs = |v: Option<u64>,
-                    d: u64,
-                    name: &'static str,
-                    lo: u64,
-                    hi: u64|
-         -> Result<Duration, ConfigError> {
+        let device_id = raw.pos.device_id.ok_or_else(|| field("pos.device_id", "is required"))?;
+        crate::his::check_number("device_id", &device_id).map_err(|e| field("pos.device_id", e.to_string()))?;
+        let secs = |v: Option<u64>, d: u64, name: &'static str, lo: u64, hi: u64| -> Result<Duration, ConfigError> {
             let v = v.unwrap_or(d);
             if !(lo..=hi).contains(&v) {
                 return Err(field(name, format!("{v} is outside {lo}..={hi}")));
             }
             Ok(Duration::from_secs(v))
         };
-        let ms = |v: Option<u64>,
-                  d: u64,
-                  name: &'static str,
-                  lo: u64,
-                  hi: u64|
-         -> Result<Duration, ConfigError> {
+        let ms = |v: Option<u64>, d: u64, name: &'static str, lo: u64, hi: u64| -> Result<Duration, ConfigError> {
             let v = v.unwrap_or(d);
             if !(lo..=hi).contains(&v) {
                 return Err(field(name, format!("{v} is outside {lo}..={hi}")));
@@ -223,28 +183,12 @@ impl Config {
             },
             data_dir,
             terminals,
-            pos: PosSettings {
-                port,
-                baud,
-                device_id,
-            },
+            pos: PosSettings { port, baud, device_id },
             timeouts: Timeouts {
                 scan: secs(raw.timeouts.scan_secs, 90, "timeouts.scan_secs", 1, 600)?,
-                password: secs(
-                    raw.timeouts.password_secs,
-                    60,
-                    "timeouts.password_secs",
-                    1,
-                    600,
-                )?,
+                password: secs(raw.timeouts.password_secs, 60, "timeouts.password_secs", 1, 600)?,
                 cancel: secs(raw.timeouts.cancel_secs, 30, "timeouts.cancel_secs", 1, 600)?,
-                query_interval: secs(
-                    raw.timeouts.query_interval_secs,
-                    5,
-                    "timeouts.query_interval_secs",
-                    1,
-                    600,
-                )?,
+                query_interval: secs(raw.timeouts.query_interval_secs, 5, "timeouts.query_interval_secs", 1, 600)?,
             },
             intake: Intake {
                 rescan: ms(raw.intake.rescan_ms, 1000, "intake.rescan_ms", 50, 60_000)?,
@@ -255,10 +199,8 @@ impl Config {
     }
 
     pub fn from_toml(text: &str, base: &Path) -> Result<Self, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: PathBuf::from("<text>"),
-            message: e.to_string(),
-        })?;
+        let raw: RawConfig = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: PathBuf::from("<text>"), message: e.to_string() })?;
         Self::resolve(raw, base)
     }
 }
@@ -267,8 +209,7 @@ impl Config {
 mod tests {
     use super::*;
 
-    const MIN: &str =
-        "data_dir = \"/d\"\nterminals = [\"W01\"]\n[pos]\nport = \"COM5\"\ndevice_id = \"POS-1\"\n";
+    const MIN: &str = "data_dir = \"/d\"\nterminals = [\"W01\"]\n[pos]\nport = \"COM5\"\ndevice_id = \"POS-1\"\n";
 
     #[test]
     fn defaults_fill_in() {
@@ -281,11 +222,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let e = |t: &str| {
-            Config::from_toml(t, Path::new("/"))
-                .unwrap_err()
-                .to_string()
-        };
+        let e = |t: &str| Config::from_toml(t, Path::new("/")).unwrap_err().to_string();
         assert!(e("terminals=[\"W\"]\n").contains("`data_dir`"));
         assert!(e(&MIN.replace("port = \"COM5\"\n", "")).contains("`pos.port`"));
         assert!(e(&format!("{MIN}baud = 1234\n")).contains("`pos.baud`"));

@@ -17,9 +17,7 @@ use crate::amount::Amount;
 use crate::config::{Folders, Timeouts};
 use crate::envelope::{Direction, Key};
 use crate::folders::{self, RESULT_EXT};
-use crate::his::{
-    salvage_order_no, ErrorCode, Instruction, InstructionKind, ResultMessage, Status,
-};
+use crate::his::{salvage_order_no, ErrorCode, Instruction, InstructionKind, ResultMessage, Status};
 use crate::intake::{Origin, Refusal, Submission};
 use crate::journal::{Journal, JournalError, Kind, NewOrder, OrderRow, State, Update};
 use crate::pos::{Link, PosEvent, PosHandle};
@@ -30,18 +28,8 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// What the engine tells front ends (tray, command line) about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
-    Order {
-        key: String,
-        state: State,
-        amount: String,
-        channel: Option<String>,
-        error_code: Option<String>,
-    },
-    Rejected {
-        source: String,
-        code: ErrorCode,
-        detail: String,
-    },
+    Order { key: String, state: State, amount: String, channel: Option<String>, error_code: Option<String> },
+    Rejected { source: String, code: ErrorCode, detail: String },
 }
 
 pub struct EngineSettings {
@@ -186,29 +174,13 @@ impl Engine {
             Ok(i) => i,
             Err(e) => {
                 let no = salvage_order_no(&plain);
-                return self.reject(
-                    &stem,
-                    &work_path,
-                    no.as_deref(),
-                    None,
-                    e.code(),
-                    &e.to_string(),
-                );
+                return self.reject(&stem, &work_path, no.as_deref(), None, e.code(), &e.to_string());
             }
         };
         if !self.s.terminals.contains(&ins.terminal_id) {
-            let detail = format!(
-                "terminal {:?} is not in the configured list of software terminal IDs",
-                ins.terminal_id
-            );
-            return self.reject(
-                &stem,
-                &work_path,
-                Some(&ins.order_no),
-                Some(&ins),
-                ErrorCode::Terminal,
-                &detail,
-            );
+            let detail =
+                format!("terminal {:?} is not in the configured list of software terminal IDs", ins.terminal_id);
+            return self.reject(&stem, &work_path, Some(&ins.order_no), Some(&ins), ErrorCode::Terminal, &detail);
         }
         match ins.kind {
             InstructionKind::Order => self.on_order(&ins, &stem, &work_path),
@@ -230,35 +202,18 @@ impl Engine {
                     amount,
                     ins.terminal_id
                 );
-                return self.reject(
-                    stem,
-                    work,
-                    Some(&ins.order_no),
-                    Some(ins),
-                    ErrorCode::Conflict,
-                    &detail,
-                );
+                return self.reject(stem, work, Some(&ins.order_no), Some(ins), ErrorCode::Conflict, &detail);
             }
             self.journal.add_reply(row.id, stem, Some(&work_s))?;
             let row = if matches!(row.state, State::Failed | State::Cancelled) {
-                info!(
-                    key,
-                    "instruction repeated after a definite failure: new attempt"
-                );
+                info!(key, "instruction repeated after a definite failure: new attempt");
                 self.journal.transition(
                     row.id,
                     State::Accepted,
-                    &Update {
-                        detail: Some("repeated by HIS"),
-                        ..Default::default()
-                    },
+                    &Update { detail: Some("repeated by HIS"), ..Default::default() },
                 )?
             } else {
-                info!(
-                    key,
-                    state = row.state.as_str(),
-                    "instruction repeated: stored result returned"
-                );
+                info!(key, state = row.state.as_str(), "instruction repeated: stored result returned");
                 row
             };
             self.deliver(&row);
@@ -266,23 +221,11 @@ impl Engine {
         }
         let mut orig_pos_ref = None;
         if amount.is_refund() {
-            let orig = self
-                .journal
-                .get_by_key(&ins.order_no)?
-                .filter(|o| o.state == State::Success && o.kind == Kind::Sale);
+            let orig =
+                self.journal.get_by_key(&ins.order_no)?.filter(|o| o.state == State::Success && o.kind == Kind::Sale);
             let Some(orig) = orig else {
-                let detail = format!(
-                    "no paid collection with order number {} to refund",
-                    ins.order_no
-                );
-                return self.reject(
-                    stem,
-                    work,
-                    Some(&ins.order_no),
-                    Some(ins),
-                    ErrorCode::RefundOriginal,
-                    &detail,
-                );
+                let detail = format!("no paid collection with order number {} to refund", ins.order_no);
+                return self.reject(stem, work, Some(&ins.order_no), Some(ins), ErrorCode::RefundOriginal, &detail);
             };
             let committed = self.journal.refunds_committed(&ins.order_no, None)?;
             if committed + amount.fen().abs() > orig.amount_fen {
@@ -292,14 +235,7 @@ impl Engine {
                     fmt_amount(orig.amount_fen),
                     crate::amount::yuan(committed as u64)
                 );
-                return self.reject(
-                    stem,
-                    work,
-                    Some(&ins.order_no),
-                    Some(ins),
-                    ErrorCode::RefundExceeds,
-                    &detail,
-                );
+                return self.reject(stem, work, Some(&ins.order_no), Some(ins), ErrorCode::RefundExceeds, &detail);
             }
             orig_pos_ref = orig.pos_ref;
         }
@@ -323,41 +259,20 @@ impl Engine {
     fn on_query(&mut self, ins: &Instruction, stem: &str, work: &Path) -> Result<(), JournalError> {
         let Some(row) = self.journal.get_by_key(&ins.key())? else {
             let detail = format!("no order {}", ins.key());
-            return self.reject(
-                stem,
-                work,
-                Some(&ins.order_no),
-                Some(ins),
-                ErrorCode::NotFound,
-                &detail,
-            );
+            return self.reject(stem, work, Some(&ins.order_no), Some(ins), ErrorCode::NotFound, &detail);
         };
-        self.journal
-            .add_reply(row.id, stem, Some(&work.to_string_lossy()))?;
+        self.journal.add_reply(row.id, stem, Some(&work.to_string_lossy()))?;
         self.last_query.remove(&row.id);
         self.deliver(&row);
         Ok(())
     }
 
-    async fn on_cancel(
-        &mut self,
-        ins: &Instruction,
-        stem: &str,
-        work: &Path,
-    ) -> Result<(), JournalError> {
+    async fn on_cancel(&mut self, ins: &Instruction, stem: &str, work: &Path) -> Result<(), JournalError> {
         let Some(row) = self.journal.get_by_key(&ins.key())? else {
             let detail = format!("no order {}", ins.key());
-            return self.reject(
-                stem,
-                work,
-                Some(&ins.order_no),
-                Some(ins),
-                ErrorCode::NotFound,
-                &detail,
-            );
+            return self.reject(stem, work, Some(&ins.order_no), Some(ins), ErrorCode::NotFound, &detail);
         };
-        self.journal
-            .add_reply(row.id, stem, Some(&work.to_string_lossy()))?;
+        self.journal.add_reply(row.id, stem, Some(&work.to_string_lossy()))?;
         match row.state {
             State::Accepted => {
                 // Never sent: cancelling needs no POS.
@@ -373,10 +288,7 @@ impl Engine {
                 self.deliver(&row);
             }
             s if s.is_open() && row.kind == Kind::Sale => {
-                let is_active = self
-                    .active
-                    .as_ref()
-                    .is_some_and(|a| a.id == row.id && a.phase != Phase::Querying);
+                let is_active = self.active.as_ref().is_some_and(|a| a.id == row.id && a.phase != Phase::Querying);
                 if is_active {
                     self.send_cancel(&row, false).await?;
                 } else {
@@ -384,10 +296,7 @@ impl Engine {
                     let row = self.journal.transition(
                         row.id,
                         State::Cancelling,
-                        &Update {
-                            detail: Some("cancel requested by HIS"),
-                            ..Default::default()
-                        },
+                        &Update { detail: Some("cancel requested by HIS"), ..Default::default() },
                     )?;
                     self.last_query.remove(&row.id);
                     self.deliver(&row);
@@ -409,8 +318,7 @@ impl Engine {
         detail: &str,
     ) -> Result<(), JournalError> {
         warn!(code = code.as_str(), detail, "instruction refused");
-        self.journal
-            .record_reject(&format!("file:{stem}"), order_no, code.as_str(), detail)?;
+        self.journal.record_reject(&format!("file:{stem}"), order_no, code.as_str(), detail)?;
         let msg = ResultMessage {
             v: 1,
             kind: "result".into(),
@@ -440,11 +348,7 @@ impl Engine {
         if let Err(e) = folders::quarantine(work, &self.s.folders.error, &reason) {
             error!(error = %e, "cannot move the refused file to the error folder");
         }
-        self.notice(Notice::Rejected {
-            source: stem.to_string(),
-            code,
-            detail: detail.to_string(),
-        });
+        self.notice(Notice::Rejected { source: stem.to_string(), code, detail: detail.to_string() });
         Ok(())
     }
 
@@ -462,27 +366,13 @@ impl Engine {
         if !open.is_empty() {
             let now = Instant::now();
             let due = open.into_iter().find(|r| {
-                self.last_query
-                    .get(&r.id)
-                    .is_none_or(|t| now.duration_since(*t) >= self.s.timeouts.query_interval)
+                self.last_query.get(&r.id).is_none_or(|t| now.duration_since(*t) >= self.s.timeouts.query_interval)
             });
             if let Some(row) = due {
                 let pos_ref = row.pos_ref.clone().unwrap_or_default();
                 self.last_query.insert(row.id, now);
-                info!(
-                    key = row.key,
-                    pos_ref,
-                    state = row.state.as_str(),
-                    "querying the POS for an open order"
-                );
-                if self
-                    .pos
-                    .request(Request::Query {
-                        reference: pos_ref.clone(),
-                    })
-                    .await
-                    .is_ok()
-                {
+                info!(key = row.key, pos_ref, state = row.state.as_str(), "querying the POS for an open order");
+                if self.pos.request(Request::Query { reference: pos_ref.clone() }).await.is_ok() {
                     self.active = Some(Active {
                         id: row.id,
                         pos_ref,
@@ -504,11 +394,9 @@ impl Engine {
         let pos_ref = row.pos_ref.clone().expect("start_attempt sets pos_ref");
         let amount = row.amount_fen.unsigned_abs();
         let req = match row.kind {
-            Kind::Sale => Request::Sale {
-                reference: pos_ref.clone(),
-                amount_fen: amount,
-                description: row.description.clone(),
-            },
+            Kind::Sale => {
+                Request::Sale { reference: pos_ref.clone(), amount_fen: amount, description: row.description.clone() }
+            }
             Kind::Refund => Request::Refund {
                 reference: pos_ref.clone(),
                 original: row.orig_pos_ref.clone().unwrap_or_default(),
@@ -518,9 +406,7 @@ impl Engine {
         let span = info_span!("order", key = %row.key, pos_ref = %pos_ref);
         match self.pos.request(req).instrument(span.clone()).await {
             Ok(()) => {
-                span.in_scope(
-                    || info!(kind = ?row.kind, amount = %fmt_amount(row.amount_fen), "sent to POS"),
-                );
+                span.in_scope(|| info!(kind = ?row.kind, amount = %fmt_amount(row.amount_fen), "sent to POS"));
                 self.active = Some(Active {
                     id: row.id,
                     pos_ref,
@@ -541,26 +427,13 @@ impl Engine {
 
     async fn send_cancel(&mut self, row: &OrderRow, by_timeout: bool) -> Result<(), JournalError> {
         let pos_ref = row.pos_ref.clone().unwrap_or_default();
-        let detail = if by_timeout {
-            "timeout: cancelling on POS"
-        } else {
-            "cancel requested by HIS"
-        };
+        let detail = if by_timeout { "timeout: cancelling on POS" } else { "cancel requested by HIS" };
         let row = self.journal.transition(
             row.id,
             State::Cancelling,
-            &Update {
-                detail: Some(detail),
-                ..Default::default()
-            },
+            &Update { detail: Some(detail), ..Default::default() },
         )?;
-        match self
-            .pos
-            .request(Request::Cancel {
-                reference: pos_ref.clone(),
-            })
-            .await
-        {
+        match self.pos.request(Request::Cancel { reference: pos_ref.clone() }).await {
             Ok(()) => {
                 info!(key = row.key, pos_ref, by_timeout, "CANCEL sent");
                 self.active = Some(Active {
@@ -602,10 +475,7 @@ impl Engine {
                 self.send_cancel(&row, true).await?;
             }
             (Phase::Sent | Phase::Paying, Kind::Refund) | (Phase::Cancelling, _) => {
-                warn!(
-                    key = row.key,
-                    "no answer from POS in time: outcome unknown, will query"
-                );
+                warn!(key = row.key, "no answer from POS in time: outcome unknown, will query");
                 self.set_unknown(&row, "no answer in time")?;
             }
             (Phase::Querying, _) => {
@@ -622,19 +492,8 @@ impl Engine {
             return Ok(());
         }
         // A cancel in flight stays CANCELLING so the resolver finishes it.
-        let state = if row.state == State::Cancelling {
-            State::Cancelling
-        } else {
-            State::Unknown
-        };
-        let row = self.journal.transition(
-            row.id,
-            state,
-            &Update {
-                detail: Some(why),
-                ..Default::default()
-            },
-        )?;
+        let state = if row.state == State::Cancelling { State::Cancelling } else { State::Unknown };
+        let row = self.journal.transition(row.id, state, &Update { detail: Some(why), ..Default::default() })?;
         self.last_query.insert(row.id, Instant::now());
         self.deliver(&row);
         Ok(())
@@ -663,10 +522,7 @@ impl Engine {
                     let row = self.journal.transition(
                         id,
                         State::Paying,
-                        &Update {
-                            detail: Some("patient confirming payment"),
-                            ..Default::default()
-                        },
+                        &Update { detail: Some("patient confirming payment"), ..Default::default() },
                     )?;
                     self.notify_row(&row);
                 }
@@ -674,11 +530,7 @@ impl Engine {
             }
             PosEvent::Session(SessionEvent::Result(r)) => self.on_result(r),
             PosEvent::Session(SessionEvent::Busy { reference, current }) => {
-                let Some(a) = self
-                    .active
-                    .as_ref()
-                    .filter(|a| a.pos_ref == reference && a.phase == Phase::Sent)
-                else {
+                let Some(a) = self.active.as_ref().filter(|a| a.pos_ref == reference && a.phase == Phase::Sent) else {
                     return Ok(());
                 };
                 let id = a.id;
@@ -729,10 +581,7 @@ impl Engine {
             return Ok(());
         }
         if let Some(row) = self.journal.get(a.id)? {
-            warn!(
-                key = row.key,
-                why, "link lost during a transaction: outcome unknown until queried"
-            );
+            warn!(key = row.key, why, "link lost during a transaction: outcome unknown until queried");
             self.set_unknown(&row, why)?;
         }
         Ok(())
@@ -740,23 +589,13 @@ impl Engine {
 
     fn on_result(&mut self, r: TxnResult) -> Result<(), JournalError> {
         let Some(row) = self.journal.by_pos_ref(&r.reference)? else {
-            warn!(
-                reference = r.reference,
-                "POS result for an unknown reference"
-            );
+            warn!(reference = r.reference, "POS result for an unknown reference");
             return Ok(());
         };
         let span = info_span!("order", key = %row.key, pos_ref = %r.reference);
         let _g = span.enter();
-        let is_active = self
-            .active
-            .as_ref()
-            .is_some_and(|a| a.pos_ref == r.reference);
-        let cancel_by_timeout = self
-            .active
-            .as_ref()
-            .filter(|_| is_active)
-            .is_some_and(|a| a.cancel_by_timeout);
+        let is_active = self.active.as_ref().is_some_and(|a| a.pos_ref == r.reference);
+        let cancel_by_timeout = self.active.as_ref().filter(|_| is_active).is_some_and(|a| a.cancel_by_timeout);
         if row.state.is_final() {
             if is_active {
                 self.active = None;
@@ -768,47 +607,28 @@ impl Engine {
             TxnStatus::Paid => (State::Success, None),
             TxnStatus::Refunded => (State::Refunded, None),
             TxnStatus::Failed => (State::Failed, Some(ErrorCode::Declined)),
-            TxnStatus::Cancelled => (
-                State::Cancelled,
-                Some(if cancel_by_timeout {
-                    ErrorCode::Timeout
-                } else {
-                    ErrorCode::Cancelled
-                }),
-            ),
+            TxnStatus::Cancelled => {
+                (State::Cancelled, Some(if cancel_by_timeout { ErrorCode::Timeout } else { ErrorCode::Cancelled }))
+            }
             TxnStatus::Reversed => (State::Reversed, None),
             TxnStatus::NotFound => (State::Failed, Some(ErrorCode::PosNotReceived)),
             TxnStatus::InProgress => {
                 // A query found it still running: follow it as the active transaction.
-                let phase = if row.state == State::Cancelling {
-                    Phase::Cancelling
-                } else {
-                    Phase::Paying
-                };
-                info!(
-                    state = row.state.as_str(),
-                    "POS reports the transaction still running"
-                );
+                let phase = if row.state == State::Cancelling { Phase::Cancelling } else { Phase::Paying };
+                info!(state = row.state.as_str(), "POS reports the transaction still running");
                 self.active = Some(Active {
                     id: row.id,
                     pos_ref: r.reference.clone(),
                     phase,
                     deadline: Instant::now()
-                        + if phase == Phase::Cancelling {
-                            self.s.timeouts.cancel
-                        } else {
-                            self.s.timeouts.password
-                        },
+                        + if phase == Phase::Cancelling { self.s.timeouts.cancel } else { self.s.timeouts.password },
                     cancel_by_timeout: false,
                 });
                 if row.state != State::Paying && phase == Phase::Paying {
                     let row = self.journal.transition(
                         row.id,
                         State::Paying,
-                        &Update {
-                            detail: Some("query: still in progress"),
-                            ..Default::default()
-                        },
+                        &Update { detail: Some("query: still in progress"), ..Default::default() },
                     )?;
                     self.deliver(&row);
                 }
@@ -853,10 +673,7 @@ impl Engine {
         let (zh, en) = match (status, code) {
             (Status::Unknown, _) => (
                 Some("支付结果未知，系统正在向POS查询，请勿重复收费".to_string()),
-                Some(
-                    "outcome not known yet; the bridge is querying the POS; do not charge again"
-                        .to_string(),
-                ),
+                Some("outcome not known yet; the bridge is querying the POS; do not charge again".to_string()),
             ),
             (_, Some(c)) => (
                 Some(match &row.pos_message {
@@ -873,11 +690,7 @@ impl Engine {
         ResultMessage {
             v: 1,
             kind: "result".into(),
-            device_id: row
-                .device_id
-                .clone()
-                .filter(|d| !d.is_empty())
-                .unwrap_or_else(|| self.s.device_id.clone()),
+            device_id: row.device_id.clone().filter(|d| !d.is_empty()).unwrap_or_else(|| self.s.device_id.clone()),
             terminal_id: Some(row.terminal_id.clone()),
             order_no: Some(row.order_no.clone()),
             refund_no: row.refund_no.clone(),
@@ -922,9 +735,7 @@ impl Engine {
                 if let Some(w) = work {
                     let p = PathBuf::from(w);
                     if p.exists() {
-                        if let Err(e) =
-                            folders::move_into(&p, &folders::archive_dir(&self.s.folders.archive))
-                        {
+                        if let Err(e) = folders::move_into(&p, &folders::archive_dir(&self.s.folders.archive)) {
                             error!(error = %e, "cannot archive instruction file");
                             continue;
                         }
@@ -952,9 +763,7 @@ impl Engine {
 }
 
 fn fmt_amount(fen: i64) -> String {
-    Amount::from_fen(fen)
-        .map(|a| a.to_string())
-        .unwrap_or_else(|| "+0.00".into())
+    Amount::from_fen(fen).map(|a| a.to_string()).unwrap_or_else(|| "+0.00".into())
 }
 
 fn envelope_code(e: &crate::envelope::EnvelopeError) -> ErrorCode {

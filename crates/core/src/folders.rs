@@ -18,8 +18,8 @@ pub const DONE_SUFFIX: &str = ".done";
 pub const MAX_STEM: usize = 80;
 
 const RESERVED: [&str; 22] = [
-    "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8",
-    "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+    "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8", "COM9", "LPT1", "LPT2",
+    "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
 ];
 
 /// What a name in the inbox is.
@@ -39,39 +39,25 @@ pub enum NameKind {
 pub fn safe_stem(stem: &str) -> bool {
     !stem.is_empty()
         && stem.len() <= MAX_STEM
-        && stem
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'@' | b'.'))
+        && stem.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'@' | b'.'))
         && !stem.starts_with('.')
         && !stem.ends_with('.')
         && !stem.contains("..")
-        && !RESERVED.iter().any(|r| {
-            stem.split('.')
-                .next()
-                .is_some_and(|first| first.eq_ignore_ascii_case(r))
-        })
+        && !RESERVED.iter().any(|r| stem.split('.').next().is_some_and(|first| first.eq_ignore_ascii_case(r)))
 }
 
 pub fn classify(name: &str) -> NameKind {
     let lower = name.to_ascii_lowercase();
-    if name.starts_with('.')
-        || lower.ends_with(".tmp")
-        || lower.ends_with(".part")
-        || lower.ends_with('~')
-    {
+    if name.starts_with('.') || lower.ends_with(".tmp") || lower.ends_with(".part") || lower.ends_with('~') {
         return NameKind::Ignored;
     }
     if let Some(target) = name.strip_suffix(DONE_SUFFIX) {
-        return NameKind::Marker {
-            target: target.to_string(),
-        };
+        return NameKind::Marker { target: target.to_string() };
     }
     match name.rsplit_once('.') {
         Some((stem, ext)) if ext.eq_ignore_ascii_case(ORDER_EXT) => {
             if safe_stem(stem) {
-                NameKind::Instruction {
-                    stem: stem.to_string(),
-                }
+                NameKind::Instruction { stem: stem.to_string() }
             } else {
                 NameKind::BadName
             }
@@ -107,28 +93,12 @@ pub struct InboxTracker {
 
 impl InboxTracker {
     pub fn new(stable: Duration, give_up: Duration) -> Self {
-        Self {
-            stable,
-            give_up,
-            seen: HashMap::new(),
-        }
+        Self { stable, give_up, seen: HashMap::new() }
     }
 
     /// Records a listing of `name`; `marked` says a `.done` marker exists for it.
-    pub fn observe(
-        &mut self,
-        name: &str,
-        size: u64,
-        mtime: Option<SystemTime>,
-        marked: bool,
-        now: Instant,
-    ) -> Verdict {
-        let s = self.seen.entry(name.to_string()).or_insert(Seen {
-            size,
-            mtime,
-            first_seen: now,
-            stable_since: now,
-        });
+    pub fn observe(&mut self, name: &str, size: u64, mtime: Option<SystemTime>, marked: bool, now: Instant) -> Verdict {
+        let s = self.seen.entry(name.to_string()).or_insert(Seen { size, mtime, first_seen: now, stable_since: now });
         if s.size != size || s.mtime != mtime {
             s.size = size;
             s.mtime = mtime;
@@ -144,9 +114,7 @@ impl InboxTracker {
     /// A Ready file failed to open or verify: true when it has had its time and must be
     /// refused; false while it may still be being written.
     pub fn should_give_up(&self, name: &str, now: Instant) -> bool {
-        self.seen
-            .get(name)
-            .is_none_or(|s| now.duration_since(s.first_seen) >= self.give_up)
+        self.seen.get(name).is_none_or(|s| now.duration_since(s.first_seen) >= self.give_up)
     }
 
     /// Forgets names no longer listed or already claimed.
@@ -158,12 +126,9 @@ impl InboxTracker {
         self.seen.remove(name);
     }
 
-    /// The next time a waiting file could become ready.
-    pub fn next_check(&self) -> Option<Instant> {
-        self.seen
-            .values()
-            .map(|s| s.stable_since + self.stable)
-            .min()
+    /// The next time a file still settling becomes stable (None when none is settling).
+    pub fn next_check(&self, now: Instant) -> Option<Instant> {
+        self.seen.values().map(|s| s.stable_since + self.stable).filter(|t| *t > now).min()
     }
 }
 
@@ -207,11 +172,7 @@ fn sync_dir(dir: &Path) {
 /// overwrites.
 pub fn move_into(from: &Path, dir: &Path) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
-    let name = from
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("file")
-        .to_string();
+    let name = from.file_name().and_then(|n| n.to_str()).unwrap_or("file").to_string();
     let mut dest = dir.join(&name);
     let mut n = 1;
     while dest.exists() {
@@ -231,10 +192,7 @@ pub fn archive_dir(archive: &Path) -> PathBuf {
 /// Quarantines a file in the error folder with a `.reason.txt` beside it.
 pub fn quarantine(from: &Path, error_dir: &Path, reason: &str) -> std::io::Result<PathBuf> {
     let dest = move_into(from, error_dir)?;
-    let reason_name = format!(
-        "{}.reason.txt",
-        dest.file_name().and_then(|n| n.to_str()).unwrap_or("file")
-    );
+    let reason_name = format!("{}.reason.txt", dest.file_name().and_then(|n| n.to_str()).unwrap_or("file"));
     write_atomic(error_dir, &reason_name, reason.as_bytes())?;
     Ok(dest)
 }
@@ -245,34 +203,18 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(
-            classify("A1.ord"),
-            NameKind::Instruction { stem: "A1".into() }
-        );
-        assert_eq!(
-            classify("A1@R1.ORD"),
-            NameKind::Instruction {
-                stem: "A1@R1".into()
-            }
-        );
+        assert_eq!(classify("A1.ord"), NameKind::Instruction { stem: "A1".into() });
+        assert_eq!(classify("A1@R1.ORD"), NameKind::Instruction { stem: "A1@R1".into() });
         assert_eq!(classify("A1.ord.tmp"), NameKind::Ignored);
         assert_eq!(classify(".A1.ord"), NameKind::Ignored);
         assert_eq!(classify("A1.ord.part"), NameKind::Ignored);
-        assert_eq!(
-            classify("A1.ord.done"),
-            NameKind::Marker {
-                target: "A1.ord".into()
-            }
-        );
+        assert_eq!(classify("A1.ord.done"), NameKind::Marker { target: "A1.ord".into() });
         assert_eq!(classify("readme.txt"), NameKind::Ignored);
         assert_eq!(classify("CON.ord"), NameKind::BadName);
         assert_eq!(classify("com1.x.ord"), NameKind::BadName);
         assert_eq!(classify("a b.ord"), NameKind::BadName);
         assert_eq!(classify("..ord"), NameKind::BadName);
-        assert_eq!(
-            classify(&format!("{}.ord", "9".repeat(81))),
-            NameKind::BadName
-        );
+        assert_eq!(classify(&format!("{}.ord", "9".repeat(81))), NameKind::BadName);
         assert_eq!(classify("订单.ord"), NameKind::BadName);
     }
 
@@ -284,10 +226,7 @@ mod tests {
         assert_eq!(tr.observe("a", 10, None, false, t), Verdict::Wait);
         assert_eq!(tr.observe("a", 20, None, false, t + ms(150)), Verdict::Wait);
         assert_eq!(tr.observe("a", 20, None, false, t + ms(300)), Verdict::Wait);
-        assert_eq!(
-            tr.observe("a", 20, None, false, t + ms(350)),
-            Verdict::Ready
-        );
+        assert_eq!(tr.observe("a", 20, None, false, t + ms(350)), Verdict::Ready);
         assert_eq!(tr.observe("b", 1, None, true, t), Verdict::Ready);
         assert!(!tr.should_give_up("a", t + ms(1000)));
         assert!(tr.should_give_up("a", t + Duration::from_secs(5)));
@@ -299,10 +238,7 @@ mod tests {
         write_atomic(d.path(), "x.res", b"1").unwrap();
         write_atomic(d.path(), "x.res", b"2").unwrap();
         assert_eq!(std::fs::read(d.path().join("x.res")).unwrap(), b"2");
-        let names: Vec<_> = std::fs::read_dir(d.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> = std::fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 1, "no temp file left: {names:?}");
         let a = d.path().join("a");
         std::fs::create_dir(&a).unwrap();

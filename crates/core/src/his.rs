@@ -32,9 +32,7 @@ impl InstructionError {
     pub fn code(&self) -> ErrorCode {
         match self {
             InstructionError::Amount { .. } => ErrorCode::Amount,
-            InstructionError::Json(_)
-            | InstructionError::Version(_)
-            | InstructionError::Type(_) => ErrorCode::Format,
+            InstructionError::Json(_) | InstructionError::Version(_) | InstructionError::Type(_) => ErrorCode::Format,
             _ => ErrorCode::Field,
         }
     }
@@ -101,38 +99,23 @@ pub fn check_number(field: &'static str, v: &str) -> Result<(), InstructionError
         return Err(InstructionError::Missing(field));
     }
     if v.len() > MAX_NO_LEN {
-        return Err(InstructionError::Invalid {
-            field,
-            reason: format!("longer than {MAX_NO_LEN} characters"),
-        });
+        return Err(InstructionError::Invalid { field, reason: format!("longer than {MAX_NO_LEN} characters") });
     }
-    if !v
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
-        return Err(InstructionError::Invalid {
-            field,
-            reason: "only A-Z a-z 0-9 _ - are allowed".into(),
-        });
+    if !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        return Err(InstructionError::Invalid { field, reason: "only A-Z a-z 0-9 _ - are allowed".into() });
     }
     Ok(())
 }
 
-fn check_text(
-    field: &'static str,
-    v: Option<String>,
-    max: usize,
-) -> Result<Option<String>, InstructionError> {
+fn check_text(field: &'static str, v: Option<String>, max: usize) -> Result<Option<String>, InstructionError> {
     match v {
         None => Ok(None),
-        Some(s) if s.chars().count() > max => Err(InstructionError::Invalid {
-            field,
-            reason: format!("longer than {max} characters"),
-        }),
-        Some(s) if s.chars().any(char::is_control) => Err(InstructionError::Invalid {
-            field,
-            reason: "contains control characters".into(),
-        }),
+        Some(s) if s.chars().count() > max => {
+            Err(InstructionError::Invalid { field, reason: format!("longer than {max} characters") })
+        }
+        Some(s) if s.chars().any(char::is_control) => {
+            Err(InstructionError::Invalid { field, reason: "contains control characters".into() })
+        }
         Some(s) if s.is_empty() => Ok(None),
         Some(s) => Ok(Some(s)),
     }
@@ -162,9 +145,7 @@ impl Instruction {
             Some("cancel") => InstructionKind::Cancel,
             Some(other) => return Err(InstructionError::Type(other.chars().take(32).collect())),
         };
-        let terminal_id = raw
-            .terminal_id
-            .ok_or(InstructionError::Missing("terminal_id"))?;
+        let terminal_id = raw.terminal_id.ok_or(InstructionError::Missing("terminal_id"))?;
         check_number("terminal_id", &terminal_id)?;
         let order_no = raw.order_no.ok_or(InstructionError::Missing("order_no"))?;
         check_number("order_no", &order_no)?;
@@ -173,17 +154,12 @@ impl Instruction {
         }
         let amount = match (kind, raw.amount) {
             (InstructionKind::Order, None) => return Err(InstructionError::Missing("amount")),
-            (InstructionKind::Order, Some(a)) => {
-                Some(Amount::parse(&a).map_err(|error| InstructionError::Amount {
-                    value: a.chars().take(40).collect(),
-                    error,
-                })?)
-            }
+            (InstructionKind::Order, Some(a)) => Some(
+                Amount::parse(&a)
+                    .map_err(|error| InstructionError::Amount { value: a.chars().take(40).collect(), error })?,
+            ),
             (_, Some(_)) => {
-                return Err(InstructionError::Invalid {
-                    field: "amount",
-                    reason: "only allowed in an order".into(),
-                })
+                return Err(InstructionError::Invalid { field: "amount", reason: "only allowed in an order".into() })
             }
             (_, None) => None,
         };
@@ -212,7 +188,8 @@ impl Instruction {
             InstructionKind::Query => "query",
             InstructionKind::Cancel => "cancel",
         };
-        let mut v = serde_json::json!({"v": 1, "type": kind, "terminal_id": self.terminal_id, "order_no": self.order_no});
+        let mut v =
+            serde_json::json!({"v": 1, "type": kind, "terminal_id": self.terminal_id, "order_no": self.order_no});
         let m = v.as_object_mut().expect("object");
         if let Some(r) = &self.refund_no {
             m.insert("refund_no".into(), r.clone().into());
@@ -395,22 +372,23 @@ mod tests {
 
     #[test]
     fn parses_order_refund_query_cancel() {
-        let o = parse(r#"{"v":1,"type":"order","terminal_id":"W01","order_no":"A1","amount":"+12.50","description":"门诊缴费"}"#).unwrap();
+        let o = parse(
+            r#"{"v":1,"type":"order","terminal_id":"W01","order_no":"A1","amount":"+12.50","description":"门诊缴费"}"#,
+        )
+        .unwrap();
         assert_eq!(o.amount.unwrap().fen(), 1250);
         assert_eq!(o.key(), "A1");
-        let r = parse(r#"{"v":1,"type":"order","terminal_id":"W01","order_no":"A1","refund_no":"R1","amount":"-3.00"}"#).unwrap();
+        let r =
+            parse(r#"{"v":1,"type":"order","terminal_id":"W01","order_no":"A1","refund_no":"R1","amount":"-3.00"}"#)
+                .unwrap();
         assert_eq!(r.key(), "A1@R1");
         assert_eq!(Instruction::parse(r.to_json().as_bytes()).unwrap(), r);
         assert_eq!(
-            parse(r#"{"v":1,"type":"query","terminal_id":"W01","order_no":"A1"}"#)
-                .unwrap()
-                .kind,
+            parse(r#"{"v":1,"type":"query","terminal_id":"W01","order_no":"A1"}"#).unwrap().kind,
             InstructionKind::Query
         );
         assert_eq!(
-            parse(r#"{"v":1,"type":"cancel","terminal_id":"W01","order_no":"A1"}"#)
-                .unwrap()
-                .kind,
+            parse(r#"{"v":1,"type":"cancel","terminal_id":"W01","order_no":"A1"}"#).unwrap().kind,
             InstructionKind::Cancel
         );
     }
@@ -419,44 +397,27 @@ mod tests {
     fn refuses_bad_instructions_exactly() {
         use InstructionError::*;
         assert!(matches!(parse("not json"), Err(Json(_))));
-        assert!(matches!(
-            parse(r#"{"v":1,"type":"order","extra":1}"#),
-            Err(Json(_))
-        ));
+        assert!(matches!(parse(r#"{"v":1,"type":"order","extra":1}"#), Err(Json(_))));
         assert_eq!(parse(r#"{"type":"order"}"#), Err(Missing("v")));
         assert_eq!(parse(r#"{"v":2,"type":"order"}"#), Err(Version(2)));
         assert_eq!(parse(r#"{"v":1,"type":"pay"}"#), Err(Type("pay".into())));
-        assert_eq!(
-            parse(r#"{"v":1,"type":"order","order_no":"A"}"#),
-            Err(Missing("terminal_id"))
-        );
+        assert_eq!(parse(r#"{"v":1,"type":"order","order_no":"A"}"#), Err(Missing("terminal_id")));
         assert_eq!(
             parse(r#"{"v":1,"type":"order","terminal_id":"W","order_no":"../x","amount":"+1"}"#),
-            Err(Invalid {
-                field: "order_no",
-                reason: "only A-Z a-z 0-9 _ - are allowed".into()
-            })
+            Err(Invalid { field: "order_no", reason: "only A-Z a-z 0-9 _ - are allowed".into() })
         );
         assert_eq!(
             parse(r#"{"v":1,"type":"order","terminal_id":"W","order_no":"A","amount":"+1e3"}"#),
-            Err(Amount {
-                value: "+1e3".into(),
-                error: AmountError::BadCharacter
-            })
+            Err(Amount { value: "+1e3".into(), error: AmountError::BadCharacter })
         );
         assert_eq!(
             parse(r#"{"v":1,"type":"order","terminal_id":"W","order_no":"A","amount":"-1"}"#),
             Err(RefundWithoutNumber)
         );
         assert_eq!(
-            parse(
-                r#"{"v":1,"type":"order","terminal_id":"W","order_no":"A","refund_no":"R","amount":"+1"}"#
-            ),
+            parse(r#"{"v":1,"type":"order","terminal_id":"W","order_no":"A","refund_no":"R","amount":"+1"}"#),
             Err(RefundNumberOnCollection)
         );
-        assert_eq!(
-            salvage_order_no(br#"{"v":1,"order_no":"A7","amount":"x"}"#),
-            Some("A7".into())
-        );
+        assert_eq!(salvage_order_no(br#"{"v":1,"order_no":"A7","amount":"x"}"#), Some("A7".into()));
     }
 }

@@ -13,72 +13,41 @@ pub enum ClientError {
     #[error("cannot write to the inbox: {0}")]
     Write(std::io::Error),
     #[error("no final result for {stem} within {secs} s (last seen: {last})")]
-    Timeout {
-        stem: String,
-        secs: u64,
-        last: String,
-    },
+    Timeout { stem: String, secs: u64, last: String },
     #[error("result file {stem}.res cannot be read: {reason}")]
     Bad { stem: String, reason: String },
 }
 
 /// A unique file stem for an instruction: its order key and the time.
 pub fn new_stem(ins: &Instruction) -> String {
-    format!(
-        "{}-{}",
-        ins.key(),
-        chrono::Local::now().format("%Y%m%d%H%M%S%3f")
-    )
+    format!("{}-{}", ins.key(), chrono::Local::now().format("%Y%m%d%H%M%S%3f"))
 }
 
 /// Encrypts `ins` and places it in the inbox the way the contract asks: a temp name, then a
 /// rename into `<stem>.ord`.
 pub fn send(inbox: &Path, key: &Key, ins: &Instruction, stem: &str) -> Result<(), ClientError> {
     let text = key.seal(Direction::ToBridge, ins.to_json().as_bytes());
-    write_atomic(inbox, &format!("{stem}.{ORDER_EXT}"), text.as_bytes())
-        .map_err(ClientError::Write)?;
+    write_atomic(inbox, &format!("{stem}.{ORDER_EXT}"), text.as_bytes()).map_err(ClientError::Write)?;
     Ok(())
 }
 
 /// Reads and decrypts `<stem>.res` if it is there.
-pub fn read_result(
-    outbox: &Path,
-    key: &Key,
-    stem: &str,
-) -> Result<Option<ResultMessage>, ClientError> {
+pub fn read_result(outbox: &Path, key: &Key, stem: &str) -> Result<Option<ResultMessage>, ClientError> {
     let path = outbox.join(format!("{stem}.{RESULT_EXT}"));
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(ClientError::Bad {
-                stem: stem.into(),
-                reason: e.to_string(),
-            })
-        }
+        Err(e) => return Err(ClientError::Bad { stem: stem.into(), reason: e.to_string() }),
     };
     let plain = key
         .open(Direction::ToHis, &bytes)
-        .map_err(|e| ClientError::Bad {
-            stem: stem.into(),
-            reason: e.to_string(),
-        })?;
-    ResultMessage::parse(&plain)
-        .map(Some)
-        .map_err(|e| ClientError::Bad {
-            stem: stem.into(),
-            reason: e.to_string(),
-        })
+        .map_err(|e| ClientError::Bad { stem: stem.into(), reason: e.to_string() })?;
+    ResultMessage::parse(&plain).map(Some).map_err(|e| ClientError::Bad { stem: stem.into(), reason: e.to_string() })
 }
 
 /// Waits for a final result in `<stem>.res`, checking `expect_device` like step 6 of the
 /// exchange: a result from another device is an error.
-pub fn wait_final(
-    outbox: &Path,
-    key: &Key,
-    stem: &str,
-    timeout: Duration,
-) -> Result<ResultMessage, ClientError> {
+pub fn wait_final(outbox: &Path, key: &Key, stem: &str, timeout: Duration) -> Result<ResultMessage, ClientError> {
     let start = Instant::now();
     let mut last = "nothing".to_string();
     loop {
@@ -89,11 +58,7 @@ pub fn wait_final(
             last = format!("{:?}", r.status);
         }
         if start.elapsed() >= timeout {
-            return Err(ClientError::Timeout {
-                stem: stem.into(),
-                secs: timeout.as_secs(),
-                last,
-            });
+            return Err(ClientError::Timeout { stem: stem.into(), secs: timeout.as_secs(), last });
         }
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -45,10 +45,7 @@ pub struct Inbox {
 }
 
 fn name_of(p: &Path) -> String {
-    p.file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default()
-        .to_string()
+    p.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string()
 }
 
 impl Inbox {
@@ -80,13 +77,12 @@ impl Inbox {
                 }
             }
             let mut next = tokio::time::Instant::now() + self.cfg.rescan;
-            if let Some(t) = tracker.next_check() {
-                next = next.min(tokio::time::Instant::from_std(t.max(Instant::now())));
+            if let Some(t) = tracker.next_check(Instant::now()) {
+                next = next.min(tokio::time::Instant::from_std(t));
             }
             tokio::select! {
                 _ = wake_rx.recv() => {
-                    // Let a burst of events settle into one listing.
-                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                    // One listing answers a whole burst of events.
                     while wake_rx.try_recv().is_ok() {}
                 }
                 _ = tokio::time::sleep_until(next) => {}
@@ -101,10 +97,7 @@ impl Inbox {
             }
             let _ = wake.send(());
         })
-        .and_then(|mut w| {
-            w.watch(&self.folders.inbox, notify::RecursiveMode::NonRecursive)
-                .map(|_| w)
-        });
+        .and_then(|mut w| w.watch(&self.folders.inbox, notify::RecursiveMode::NonRecursive).map(|_| w));
         match res {
             Ok(w) => Some(w),
             Err(e) => {
@@ -127,16 +120,7 @@ impl Inbox {
             };
             info!(file = %name, "resubmitting a claimed file left from the last run");
             let body = read_and_open(&path, &self.key);
-            self.tx
-                .send(Submission {
-                    origin: Origin::File {
-                        stem,
-                        work_path: path,
-                    },
-                    body,
-                })
-                .await
-                .map_err(|_| ())?;
+            self.tx.send(Submission { origin: Origin::File { stem, work_path: path }, body }).await.map_err(|_| ())?;
         }
         Ok(())
     }
@@ -174,13 +158,17 @@ impl Inbox {
                 continue;
             };
             let marked = markers.contains(name);
-            if tracker.observe(name, meta.len(), meta.modified().ok(), marked, now) == Verdict::Wait
-            {
-                continue;
-            }
+            let verdict = tracker.observe(name, meta.len(), meta.modified().ok(), marked, now);
+            // A verified tag proves the file is complete, so a valid file is taken at once; one
+            // that does not verify yet waits until it is stable and then until `give_up`.
             let body = read_and_open(&path, &self.key);
-            if body.is_err() && !tracker.should_give_up(name, now) && !marked && retryable(&body) {
-                continue; // perhaps still being written; try again on the next listing
+            if body.is_err() {
+                if verdict == Verdict::Wait {
+                    continue;
+                }
+                if !marked && retryable(&body) && !tracker.should_give_up(name, now) {
+                    continue; // perhaps still being written; try again on the next listing
+                }
             }
             let Some(work_path) = claim(&path, &self.folders.work) else {
                 continue;
@@ -193,10 +181,7 @@ impl Inbox {
             }
             debug!(file = %name, "claimed");
             self.tx
-                .send(Submission {
-                    origin: Origin::File { stem, work_path },
-                    body,
-                })
+                .send(Submission { origin: Origin::File { stem, work_path }, body })
                 .await
                 .map_err(|_| ScanError::Closed)?;
         }
@@ -210,10 +195,7 @@ impl Inbox {
         };
         let shown: String = name.chars().take(120).collect();
         self.tx
-            .send(Submission {
-                origin: Origin::File { stem, work_path },
-                body: Err(Refusal::BadName(shown)),
-            })
+            .send(Submission { origin: Origin::File { stem, work_path }, body: Err(Refusal::BadName(shown)) })
             .await
             .map_err(|_| ScanError::Closed)
     }
@@ -246,8 +228,7 @@ fn read_and_open(path: &Path, key: &Key) -> Result<Vec<u8>, Refusal> {
     f.take(envelope::MAX_ENVELOPE as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| Refusal::Unreadable(e.to_string()))?;
-    key.open(Direction::ToBridge, &bytes)
-        .map_err(Refusal::Envelope)
+    key.open(Direction::ToBridge, &bytes).map_err(Refusal::Envelope)
 }
 
 /// Claims a file by renaming it into the work folder. None when it vanished meanwhile.
@@ -256,10 +237,7 @@ fn claim(path: &Path, work: &Path) -> Option<PathBuf> {
     let mut dest = work.join(&name);
     if dest.exists() {
         let (stem, ext) = name.rsplit_once('.').unwrap_or((&name, "ord"));
-        dest = work.join(format!(
-            "{stem}.{}.{ext}",
-            chrono::Local::now().format("%H%M%S%3f")
-        ));
+        dest = work.join(format!("{stem}.{}.{ext}", chrono::Local::now().format("%H%M%S%3f")));
     }
     claim_to(path, dest)
 }

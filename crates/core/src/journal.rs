@@ -68,17 +68,11 @@ impl State {
         Self::ALL.into_iter().find(|st| st.as_str() == s)
     }
     pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            State::Success | State::Refunded | State::Failed | State::Cancelled | State::Reversed
-        )
+        matches!(self, State::Success | State::Refunded | State::Failed | State::Cancelled | State::Reversed)
     }
     /// The POS may hold a transaction for this order whose outcome the bridge does not know.
     pub fn is_open(self) -> bool {
-        matches!(
-            self,
-            State::Sent | State::Paying | State::Cancelling | State::Unknown
-        )
+        matches!(self, State::Sent | State::Paying | State::Cancelling | State::Unknown)
     }
 }
 
@@ -154,9 +148,7 @@ pub struct Update<'a> {
 }
 
 pub fn now_str() -> String {
-    chrono::Local::now()
-        .format("%Y-%m-%dT%H:%M:%S%.3f%:z")
-        .to_string()
+    chrono::Local::now().format("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string()
 }
 
 const SCHEMA: &str = "
@@ -227,11 +219,7 @@ fn row_to_order(r: &Row<'_>) -> rusqlite::Result<(OrderRow, String)> {
             order_no: r.get(2)?,
             refund_no: r.get(3)?,
             terminal_id: r.get(4)?,
-            kind: if kind == "REFUND" {
-                Kind::Refund
-            } else {
-                Kind::Sale
-            },
+            kind: if kind == "REFUND" { Kind::Refund } else { Kind::Sale },
             amount_fen: r.get(6)?,
             description: r.get(7)?,
             operator: r.get(8)?,
@@ -278,11 +266,7 @@ impl Journal {
 
     fn query_one(&self, where_sql: &str, p: impl rusqlite::Params) -> Result<Option<OrderRow>> {
         let sql = format!("SELECT {COLUMNS} FROM orders WHERE {where_sql}");
-        self.conn
-            .query_row(&sql, p, row_to_order)
-            .optional()?
-            .map(finish)
-            .transpose()
+        self.conn.query_row(&sql, p, row_to_order).optional()?.map(finish).transpose()
     }
 
     fn query_many(&self, where_sql: &str, p: impl rusqlite::Params) -> Result<Vec<OrderRow>> {
@@ -303,11 +287,7 @@ impl Journal {
     /// Journals a validated order in state ACCEPTED; durable when this returns.
     pub fn insert(&mut self, o: &NewOrder<'_>) -> Result<OrderRow> {
         let now = now_str();
-        let kind = if o.amount_fen < 0 {
-            Kind::Refund
-        } else {
-            Kind::Sale
-        };
+        let kind = if o.amount_fen < 0 { Kind::Refund } else { Kind::Sale };
         let tx = self.conn.transaction()?;
         tx.execute(
             "INSERT INTO orders (key, order_no, refund_no, terminal_id, kind, amount_fen, description, operator, source, \
@@ -390,10 +370,7 @@ impl Journal {
     }
 
     pub fn mark_result_written(&mut self, id: i64) -> Result<()> {
-        self.conn.execute(
-            "UPDATE orders SET result_written_at = ?2 WHERE id = ?1",
-            params![id, now_str()],
-        )?;
+        self.conn.execute("UPDATE orders SET result_written_at = ?2 WHERE id = ?1", params![id, now_str()])?;
         Ok(())
     }
 
@@ -404,10 +381,7 @@ impl Journal {
 
     /// Orders whose outcome at the POS is not known to the bridge.
     pub fn open_orders(&self) -> Result<Vec<OrderRow>> {
-        self.query_many(
-            "state IN ('SENT','PAYING','CANCELLING','UNKNOWN') ORDER BY id",
-            [],
-        )
+        self.query_many("state IN ('SENT','PAYING','CANCELLING','UNKNOWN') ORDER BY id", [])
     }
 
     /// Final orders whose result has not been written yet (a crash between the two).
@@ -441,9 +415,8 @@ impl Journal {
 
     /// (reply_to, work_file) of every answer an order owes.
     pub fn replies(&self, id: i64) -> Result<Vec<(String, Option<String>)>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT reply_to, work_file FROM replies WHERE order_id = ?1 ORDER BY rowid",
-        )?;
+        let mut stmt =
+            self.conn.prepare("SELECT reply_to, work_file FROM replies WHERE order_id = ?1 ORDER BY rowid")?;
         let rows = stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -463,13 +436,7 @@ impl Journal {
     }
 
     /// Records an instruction refused before it became an order.
-    pub fn record_reject(
-        &mut self,
-        source: &str,
-        order_no: Option<&str>,
-        code: &str,
-        detail: &str,
-    ) -> Result<()> {
+    pub fn record_reject(&mut self, source: &str, order_no: Option<&str>, code: &str, detail: &str) -> Result<()> {
         self.conn.execute(
             "INSERT INTO rejects (at, source, order_no, error_code, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![now_str(), source, order_no, code, detail],
@@ -478,18 +445,14 @@ impl Journal {
     }
 
     pub fn rejects(&self) -> Result<Vec<(String, Option<String>, String)>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT source, order_no, error_code FROM rejects ORDER BY id")?;
+        let mut stmt = self.conn.prepare("SELECT source, order_no, error_code FROM rejects ORDER BY id")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// The state history of one order: (time, state, detail).
     pub fn events(&self, id: i64) -> Result<Vec<(String, String, Option<String>)>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT at, state, detail FROM events WHERE order_id = ?1 ORDER BY id")?;
+        let mut stmt = self.conn.prepare("SELECT at, state, detail FROM events WHERE order_id = ?1 ORDER BY id")?;
         let rows = stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -536,11 +499,7 @@ mod tests {
             .transition(
                 id,
                 State::Success,
-                &Update {
-                    pay_order_no: Some("420001"),
-                    channel: Some("WECHAT"),
-                    ..Default::default()
-                },
+                &Update { pay_order_no: Some("420001"), channel: Some("WECHAT"), ..Default::default() },
             )
             .unwrap();
         assert_eq!(o.state, State::Success);
@@ -550,10 +509,7 @@ mod tests {
         assert_eq!(j.unwritten_results().unwrap().len(), 1);
         j.mark_result_written(id).unwrap();
         assert!(j.unwritten_results().unwrap().is_empty());
-        let mode: String = j
-            .conn
-            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-            .unwrap();
+        let mode: String = j.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");
     }
 
@@ -564,8 +520,7 @@ mod tests {
         j.insert(&new("A1", 1000)).unwrap();
         let r1 = j.insert(&new("A1@R1", -300)).unwrap();
         let r2 = j.insert(&new("A1@R2", -200)).unwrap();
-        j.transition(r2.id, State::Failed, &Update::default())
-            .unwrap();
+        j.transition(r2.id, State::Failed, &Update::default()).unwrap();
         assert_eq!(j.refunds_committed("A1", None).unwrap(), 300);
         assert_eq!(j.refunds_committed("A1", Some(r1.id)).unwrap(), 0);
     }

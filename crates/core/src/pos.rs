@@ -70,9 +70,7 @@ impl PosHandle {
     /// arrives as a [`PosEvent`].
     pub async fn request(&self, req: Request) -> Result<(), SessionError> {
         let (tx, rx) = oneshot::channel();
-        self.requests
-            .send((req, tx))
-            .map_err(|_| SessionError::NotReady)?;
+        self.requests.send((req, tx)).map_err(|_| SessionError::NotReady)?;
         rx.await.unwrap_or(Err(SessionError::NotReady))
     }
 
@@ -91,22 +89,14 @@ pub fn spawn(cfg: PosConfig) -> (PosHandle, mpsc::UnboundedReceiver<PosEvent>) {
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
     let (st_tx, st_rx) = watch::channel(PosStatus {
         port: cfg.port.clone(),
-        link: Link::PortClosed {
-            reason: "starting".into(),
-        },
+        link: Link::PortClosed { reason: "starting".into() },
         device_id: None,
         version: None,
         model: None,
         last_heard: None,
     });
     tokio::spawn(drive(cfg, req_rx, ev_tx, st_tx));
-    (
-        PosHandle {
-            requests: req_tx,
-            status: st_rx,
-        },
-        ev_rx,
-    )
+    (PosHandle { requests: req_tx, status: st_rx }, ev_rx)
 }
 
 fn open(cfg: &PosConfig) -> Result<Box<dyn serialport::SerialPort>, String> {
@@ -125,9 +115,7 @@ async fn drive(
     let mut last_error = String::new();
     loop {
         let c = cfg.clone();
-        let opened = tokio::task::spawn_blocking(move || open(&c))
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()));
+        let opened = tokio::task::spawn_blocking(move || open(&c)).await.unwrap_or_else(|e| Err(e.to_string()));
         let port = match opened {
             Ok(p) => p,
             Err(reason) => {
@@ -159,9 +147,7 @@ async fn drive(
             Some(reason) => {
                 warn!(port = %cfg.port, %reason, "POS port lost");
                 status.send_modify(|s| {
-                    s.link = Link::PortClosed {
-                        reason: reason.clone(),
-                    };
+                    s.link = Link::PortClosed { reason: reason.clone() };
                 });
                 let _ = events.send(PosEvent::PortLost { reason });
             }
@@ -197,8 +183,7 @@ async fn run_port(
                         }
                     }
                     Err(e)
-                        if e.kind() == std::io::ErrorKind::TimedOut
-                            || e.kind() == std::io::ErrorKind::Interrupted => {}
+                        if e.kind() == std::io::ErrorKind::TimedOut || e.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(e) => {
                         let _ = bytes_tx.send(Err(e.to_string()));
                         return;
@@ -261,29 +246,20 @@ impl Drop for StopOnDrop {
 fn update_status(status: &watch::Sender<PosStatus>, session: &Session, ev: &SessionEvent) {
     let link = match session.state() {
         State::Ready { .. } => Link::Ready,
-        State::WrongDevice { reported } => Link::WrongDevice {
-            reported: reported.clone(),
-        },
+        State::WrongDevice { reported } => Link::WrongDevice { reported: reported.clone() },
         State::ExpectHello => Link::Handshaking,
     };
     status.send_modify(|s| {
         s.link = link;
         match ev {
-            SessionEvent::Connected {
-                device_id,
-                version,
-                model,
-            } => {
+            SessionEvent::Connected { device_id, version, model } => {
                 info!(device_id, version, model, "POS connected");
                 s.device_id = Some(device_id.clone());
                 s.version = Some(version.clone());
                 s.model = Some(model.clone());
             }
             SessionEvent::DeviceMismatch { expected, reported } => {
-                warn!(
-                    expected,
-                    reported, "POS reports another device ID; money commands refused"
-                );
+                warn!(expected, reported, "POS reports another device ID; money commands refused");
                 s.device_id = Some(reported.clone());
             }
             SessionEvent::LinkLost => warn!("POS stopped answering"),

@@ -12,14 +12,30 @@ fn hex32(s: &str) -> [u8; 32] {
 
 fn cases() -> Vec<(&'static str, Direction, &'static str, &'static str)> {
     vec![
-        ("collection order", Direction::ToBridge, "000102030405060708090a0b",
-         r#"{"v":1,"type":"order","terminal_id":"W01","order_no":"202611260001","amount":"+12.50","description":"门诊缴费"}"#),
-        ("refund order", Direction::ToBridge, "0c0d0e0f1011121314151617",
-         r#"{"v":1,"type":"order","terminal_id":"W01","order_no":"202611260001","refund_no":"R1","amount":"-3.00"}"#),
-        ("query", Direction::ToBridge, "18191a1b1c1d1e1f20212223",
-         r#"{"v":1,"type":"query","terminal_id":"W01","order_no":"202611260001"}"#),
-        ("success result", Direction::ToHis, "2425262728292a2b2c2d2e2f",
-         r#"{"v":1,"type":"result","device_id":"POS-0001","terminal_id":"W01","order_no":"202611260001","refund_no":null,"pay_order_no":"4200002026112600000001","status":"SUCCESS","channel":"WECHAT","amount":"+12.50","finished_at":"2026-11-26T10:00:05.000+08:00","error_code":null,"error_message":null,"error_message_en":null}"#),
+        (
+            "collection order",
+            Direction::ToBridge,
+            "000102030405060708090a0b",
+            r#"{"v":1,"type":"order","terminal_id":"W01","order_no":"202611260001","amount":"+12.50","description":"门诊缴费"}"#,
+        ),
+        (
+            "refund order",
+            Direction::ToBridge,
+            "0c0d0e0f1011121314151617",
+            r#"{"v":1,"type":"order","terminal_id":"W01","order_no":"202611260001","refund_no":"R1","amount":"-3.00"}"#,
+        ),
+        (
+            "query",
+            Direction::ToBridge,
+            "18191a1b1c1d1e1f20212223",
+            r#"{"v":1,"type":"query","terminal_id":"W01","order_no":"202611260001"}"#,
+        ),
+        (
+            "success result",
+            Direction::ToHis,
+            "2425262728292a2b2c2d2e2f",
+            r#"{"v":1,"type":"result","device_id":"POS-0001","terminal_id":"W01","order_no":"202611260001","refund_no":null,"pay_order_no":"4200002026112600000001","status":"SUCCESS","channel":"WECHAT","amount":"+12.50","finished_at":"2026-11-26T10:00:05.000+08:00","error_code":null,"error_message":null,"error_message_en":null}"#,
+        ),
     ]
 }
 
@@ -48,6 +64,7 @@ fn published_vectors_match() {
     if std::env::var_os("UPDATE_VECTORS").is_some() {
         std::fs::write(PATH, &text).unwrap();
     }
-    let published: Value = serde_json::from_str(&std::fs::read_to_string(PATH).expect("docs/test-vectors.json")).unwrap();
+    let published: Value =
+        serde_json::from_str(&std::fs::read_to_string(PATH).expect("docs/test-vectors.json")).unwrap();
     assert_eq!(published, doc, "docs/test-vectors.json differs from what the code produces");
 }

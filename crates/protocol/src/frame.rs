@@ -91,8 +91,7 @@ impl Deframer {
 
     fn flush_stray(&mut self) {
         if self.stray > 0 {
-            self.out
-                .push_back(Token::Invalid(FrameError::StrayBytes { count: self.stray }));
+            self.out.push_back(Token::Invalid(FrameError::StrayBytes { count: self.stray }));
             self.stray = 0;
         }
     }
@@ -122,8 +121,7 @@ impl Deframer {
             let len = u16::from_be_bytes([self.buf[1], self.buf[2]]) as usize;
             if len > MAX_PAYLOAD {
                 self.reset();
-                self.out
-                    .push_back(Token::Invalid(FrameError::TooLong { len }));
+                self.out.push_back(Token::Invalid(FrameError::TooLong { len }));
             } else if len == 0 {
                 // Wait for the ETX/LRC so the whole empty frame is consumed, then report.
             }
@@ -136,17 +134,13 @@ impl Deframer {
         let etx_at = 3 + len;
         if self.buf.len() == etx_at + 1 && b != ETX {
             self.reset();
-            self.out
-                .push_back(Token::Invalid(FrameError::MissingEtx { found: b }));
+            self.out.push_back(Token::Invalid(FrameError::MissingEtx { found: b }));
             return;
         }
         if self.buf.len() == etx_at + 2 {
             let computed = lrc(&self.buf[1..=etx_at]);
             let token = if computed != b {
-                Token::Invalid(FrameError::BadChecksum {
-                    computed,
-                    carried: b,
-                })
+                Token::Invalid(FrameError::BadChecksum { computed, carried: b })
             } else if len == 0 {
                 Token::Invalid(FrameError::EmptyPayload)
             } else {
@@ -175,14 +169,9 @@ impl Deframer {
         if let Some(deadline) = self.deadline() {
             if now >= deadline {
                 let have = self.buf.len();
-                let want = if have >= 3 {
-                    u16::from_be_bytes([self.buf[1], self.buf[2]]) as usize + 5
-                } else {
-                    5
-                };
+                let want = if have >= 3 { u16::from_be_bytes([self.buf[1], self.buf[2]]) as usize + 5 } else { 5 };
                 self.reset();
-                self.out
-                    .push_back(Token::Invalid(FrameError::Truncated { have, want }));
+                self.out.push_back(Token::Invalid(FrameError::Truncated { have, want }));
             }
         }
     }
@@ -218,11 +207,7 @@ mod tests {
             d.push(&f[..cut], now);
             d.push(&f[cut..], now);
             let got: Vec<_> = std::iter::from_fn(|| d.poll()).collect();
-            assert_eq!(
-                got,
-                vec![Token::Frame(f[3..f.len() - 2].to_vec())],
-                "cut at {cut}"
-            );
+            assert_eq!(got, vec![Token::Frame(f[3..f.len() - 2].to_vec())], "cut at {cut}");
         }
     }
 
@@ -231,21 +216,13 @@ mod tests {
         let mut bytes = vec![ACK];
         bytes.extend(encode(b"x").unwrap());
         bytes.push(NAK);
-        assert_eq!(
-            tokens(&bytes),
-            vec![Token::Ack, Token::Frame(b"x".to_vec()), Token::Nak]
-        );
+        assert_eq!(tokens(&bytes), vec![Token::Ack, Token::Frame(b"x".to_vec()), Token::Nak]);
     }
 
     #[test]
     fn rejects_bad_encode_input() {
         assert_eq!(encode(b""), Err(FrameError::EmptyPayload));
-        assert_eq!(
-            encode(&[b'a'; MAX_PAYLOAD + 1]),
-            Err(FrameError::TooLong {
-                len: MAX_PAYLOAD + 1
-            })
-        );
+        assert_eq!(encode(&[b'a'; MAX_PAYLOAD + 1]), Err(FrameError::TooLong { len: MAX_PAYLOAD + 1 }));
     }
 
     #[test]
@@ -257,10 +234,7 @@ mod tests {
         assert_eq!(d.poll(), None);
         assert_eq!(d.deadline(), Some(t0 + INTER_BYTE_TIMEOUT));
         d.handle_timeout(t0 + INTER_BYTE_TIMEOUT);
-        assert_eq!(
-            d.poll(),
-            Some(Token::Invalid(FrameError::Truncated { have: 6, want: 14 }))
-        );
+        assert_eq!(d.poll(), Some(Token::Invalid(FrameError::Truncated { have: 6, want: 14 })));
         // The next frame decodes normally.
         d.push(&f, t0 + INTER_BYTE_TIMEOUT);
         assert_eq!(d.poll(), Some(Token::Frame(b"0001|PING".to_vec())));

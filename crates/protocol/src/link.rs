@@ -20,10 +20,7 @@ pub struct LinkConfig {
 
 impl Default for LinkConfig {
     fn default() -> Self {
-        Self {
-            ack_timeout: Duration::from_millis(300),
-            max_retries: 3,
-        }
+        Self { ack_timeout: Duration::from_millis(300), max_retries: 3 }
     }
 }
 
@@ -113,16 +110,9 @@ impl Link {
         match frame::encode(&body) {
             Ok(f) => {
                 self.transmit.push_back(f.clone());
-                self.outstanding = Some(Outstanding {
-                    seq,
-                    frame: f,
-                    tries: 0,
-                    deadline: now + self.cfg.ack_timeout,
-                });
+                self.outstanding = Some(Outstanding { seq, frame: f, tries: 0, deadline: now + self.cfg.ack_timeout });
             }
-            Err(_) => self
-                .events
-                .push_back(LinkEvent::SendFailed { seq, payload }),
+            Err(_) => self.events.push_back(LinkEvent::SendFailed { seq, payload }),
         }
     }
 
@@ -132,13 +122,8 @@ impl Link {
         };
         if o.tries >= self.cfg.max_retries {
             let o = self.outstanding.take().expect("checked above");
-            let payload = split_seq(&o.frame[3..o.frame.len() - 2])
-                .map(|(_, p)| p.to_vec())
-                .unwrap_or_default();
-            self.events.push_back(LinkEvent::SendFailed {
-                seq: o.seq,
-                payload,
-            });
+            let payload = split_seq(&o.frame[3..o.frame.len() - 2]).map(|(_, p)| p.to_vec()).unwrap_or_default();
+            self.events.push_back(LinkEvent::SendFailed { seq: o.seq, payload });
             self.pump(now);
         } else {
             o.tries += 1;
@@ -234,10 +219,7 @@ mod tests {
     use super::*;
 
     fn drain(l: &mut Link) -> (Vec<Vec<u8>>, Vec<LinkEvent>) {
-        (
-            std::iter::from_fn(|| l.poll_transmit()).collect(),
-            std::iter::from_fn(|| l.poll_event()).collect(),
-        )
+        (std::iter::from_fn(|| l.poll_transmit()).collect(), std::iter::from_fn(|| l.poll_event()).collect())
     }
 
     #[test]
@@ -271,13 +253,7 @@ mod tests {
         l.handle_timeout(now);
         let (tx, ev) = drain(&mut l);
         assert!(tx.is_empty());
-        assert_eq!(
-            ev,
-            vec![LinkEvent::SendFailed {
-                seq: 1,
-                payload: b"QUERY|ref=A.1".to_vec()
-            }]
-        );
+        assert_eq!(ev, vec![LinkEvent::SendFailed { seq: 1, payload: b"QUERY|ref=A.1".to_vec() }]);
         assert!(l.is_idle());
     }
 
@@ -290,19 +266,10 @@ mod tests {
         l.handle_input(&f, t);
         let (tx, ev) = drain(&mut l);
         assert_eq!(tx, vec![vec![ACK], vec![ACK]]);
-        assert_eq!(
-            ev,
-            vec![
-                LinkEvent::Received(b"PONG".to_vec()),
-                LinkEvent::Duplicate { seq: 42 }
-            ]
-        );
+        assert_eq!(ev, vec![LinkEvent::Received(b"PONG".to_vec()), LinkEvent::Duplicate { seq: 42 }]);
         // Same number, other content: a restarted peer, delivered.
         l.handle_input(&frame::encode(b"0042|HELLO|device=X|ver=1").unwrap(), t);
-        assert_eq!(
-            drain(&mut l).1,
-            vec![LinkEvent::Received(b"HELLO|device=X|ver=1".to_vec())]
-        );
+        assert_eq!(drain(&mut l).1, vec![LinkEvent::Received(b"HELLO|device=X|ver=1".to_vec())]);
     }
 
     #[test]
@@ -314,15 +281,9 @@ mod tests {
         l.handle_input(&f, t);
         let (tx, ev) = drain(&mut l);
         assert_eq!(tx, vec![vec![NAK]]);
-        assert!(matches!(
-            ev[0],
-            LinkEvent::Malformed(FrameError::BadChecksum { .. })
-        ));
+        assert!(matches!(ev[0], LinkEvent::Malformed(FrameError::BadChecksum { .. })));
         l.handle_input(&frame::encode(b"PONG").unwrap(), t);
-        assert_eq!(
-            drain(&mut l),
-            (vec![vec![NAK]], vec![LinkEvent::BadSequence])
-        );
+        assert_eq!(drain(&mut l), (vec![vec![NAK]], vec![LinkEvent::BadSequence]));
     }
 
     #[test]

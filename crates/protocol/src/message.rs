@@ -15,10 +15,7 @@ pub enum MessageError {
     #[error("field {0:?} is not of the form key=value")]
     BadField(String),
     #[error("command {command} lacks field {field}")]
-    MissingField {
-        command: &'static str,
-        field: &'static str,
-    },
+    MissingField { command: &'static str, field: &'static str },
     #[error("field {field} has an invalid value {value:?}")]
     BadValue { field: &'static str, value: String },
 }
@@ -171,27 +168,13 @@ impl fmt::Debug for TxnResult {
 /// Messages from the bridge to the POS (§4.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
-    Hello {
-        proto: u32,
-    },
+    Hello { proto: u32 },
     Ping,
     Info,
-    Sale {
-        reference: String,
-        amount_fen: u64,
-        description: Option<String>,
-    },
-    Refund {
-        reference: String,
-        original: String,
-        amount_fen: u64,
-    },
-    Cancel {
-        reference: String,
-    },
-    Query {
-        reference: String,
-    },
+    Sale { reference: String, amount_fen: u64, description: Option<String> },
+    Refund { reference: String, original: String, amount_fen: u64 },
+    Cancel { reference: String },
+    Query { reference: String },
 }
 
 impl Request {
@@ -244,9 +227,7 @@ pub enum Reply {
 
 /// Removes the characters the payload syntax reserves from a free-text value.
 pub fn clean_text(s: &str) -> String {
-    s.chars()
-        .map(|c| if c == '|' || c.is_control() { ' ' } else { c })
-        .collect()
+    s.chars().map(|c| if c == '|' || c.is_control() { ' ' } else { c }).collect()
 }
 
 struct Writer(String);
@@ -277,34 +258,22 @@ struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     fn get(&self, k: &str) -> Option<&'a str> {
-        self.pairs
-            .iter()
-            .find(|(key, _)| *key == k)
-            .map(|(_, v)| *v)
+        self.pairs.iter().find(|(key, _)| *key == k).map(|(_, v)| *v)
     }
     fn req(&self, k: &'static str) -> Result<&'a str, MessageError> {
-        self.get(k).ok_or(MessageError::MissingField {
-            command: self.command,
-            field: k,
-        })
+        self.get(k).ok_or(MessageError::MissingField { command: self.command, field: k })
     }
     fn string(&self, k: &'static str) -> Result<String, MessageError> {
         self.req(k).map(str::to_string)
     }
     fn number(&self, k: &'static str) -> Result<u64, MessageError> {
         let v = self.req(k)?;
-        parse_digits(v).ok_or(MessageError::BadValue {
-            field: k,
-            value: v.to_string(),
-        })
+        parse_digits(v).ok_or(MessageError::BadValue { field: k, value: v.to_string() })
     }
     fn opt_number(&self, k: &'static str) -> Result<Option<u64>, MessageError> {
         match self.get(k) {
             None => Ok(None),
-            Some(v) => parse_digits(v).map(Some).ok_or(MessageError::BadValue {
-                field: k,
-                value: v.to_string(),
-            }),
+            Some(v) => parse_digits(v).map(Some).ok_or(MessageError::BadValue { field: k, value: v.to_string() }),
         }
     }
     fn opt_string(&self, k: &str) -> Option<String> {
@@ -324,9 +293,7 @@ fn split(text: &str) -> Result<(&str, Vec<(&str, &str)>), MessageError> {
     let cmd = parts.next().unwrap_or_default();
     let mut pairs = Vec::new();
     for p in parts {
-        let (k, v) = p
-            .split_once('=')
-            .ok_or_else(|| MessageError::BadField(p.to_string()))?;
+        let (k, v) = p.split_once('=').ok_or_else(|| MessageError::BadField(p.to_string()))?;
         if k.is_empty() {
             return Err(MessageError::BadField(p.to_string()));
         }
@@ -349,22 +316,13 @@ impl Request {
             Request::Hello { proto } => Writer::new("HELLO").field("proto", proto),
             Request::Ping => Writer::new("PING"),
             Request::Info => Writer::new("INFO"),
-            Request::Sale {
-                reference,
-                amount_fen,
-                description,
-            } => Writer::new("SALE")
+            Request::Sale { reference, amount_fen, description } => Writer::new("SALE")
                 .field("ref", reference)
                 .field("amount", amount_fen)
                 .opt("desc", description.as_ref()),
-            Request::Refund {
-                reference,
-                original,
-                amount_fen,
-            } => Writer::new("REFUND")
-                .field("ref", reference)
-                .field("orig", original)
-                .field("amount", amount_fen),
+            Request::Refund { reference, original, amount_fen } => {
+                Writer::new("REFUND").field("ref", reference).field("orig", original).field("amount", amount_fen)
+            }
             Request::Cancel { reference } => Writer::new("CANCEL").field("ref", reference),
             Request::Query { reference } => Writer::new("QUERY").field("ref", reference),
         }
@@ -374,15 +332,10 @@ impl Request {
     pub fn decode(payload: &[u8]) -> Result<Self, MessageError> {
         let text = std::str::from_utf8(payload).map_err(|_| MessageError::NotUtf8)?;
         let (cmd, pairs) = split(text)?;
-        let command = command_name(
-            cmd,
-            &["HELLO", "PING", "INFO", "SALE", "REFUND", "CANCEL", "QUERY"],
-        )?;
+        let command = command_name(cmd, &["HELLO", "PING", "INFO", "SALE", "REFUND", "CANCEL", "QUERY"])?;
         let f = Fields { command, pairs };
         Ok(match command {
-            "HELLO" => Request::Hello {
-                proto: f.number("proto")? as u32,
-            },
+            "HELLO" => Request::Hello { proto: f.number("proto")? as u32 },
             "PING" => Request::Ping,
             "INFO" => Request::Info,
             "SALE" => Request::Sale {
@@ -395,12 +348,8 @@ impl Request {
                 original: f.string("orig")?,
                 amount_fen: f.number("amount")?,
             },
-            "CANCEL" => Request::Cancel {
-                reference: f.string("ref")?,
-            },
-            _ => Request::Query {
-                reference: f.string("ref")?,
-            },
+            "CANCEL" => Request::Cancel { reference: f.string("ref")? },
+            _ => Request::Query { reference: f.string("ref")? },
         })
     }
 }
@@ -408,28 +357,18 @@ impl Request {
 impl Reply {
     pub fn encode(&self) -> String {
         match self {
-            Reply::Hello {
-                device_id,
-                version,
-                model,
-            } => Writer::new("HELLO")
-                .field("device", device_id)
-                .field("ver", version)
-                .field("model", model),
+            Reply::Hello { device_id, version, model } => {
+                Writer::new("HELLO").field("device", device_id).field("ver", version).field("model", model)
+            }
             Reply::Pong => Writer::new("PONG"),
-            Reply::Info {
-                device_id,
-                version,
-                model,
-                time,
-            } => Writer::new("INFO")
+            Reply::Info { device_id, version, model, time } => Writer::new("INFO")
                 .field("device", device_id)
                 .field("ver", version)
                 .field("model", model)
                 .field("time", time),
-            Reply::Event { reference, stage } => Writer::new("EVENT")
-                .field("ref", reference)
-                .field("stage", stage.as_str()),
+            Reply::Event { reference, stage } => {
+                Writer::new("EVENT").field("ref", reference).field("stage", stage.as_str())
+            }
             Reply::Result(r) => Writer::new("RESULT")
                 .field("ref", &r.reference)
                 .field("op", r.kind.as_str())
@@ -440,12 +379,8 @@ impl Reply {
                 .opt("time", r.time.as_ref())
                 .opt("code", r.code.as_ref())
                 .opt("msg", r.message.as_ref()),
-            Reply::Busy { reference, current } => Writer::new("BUSY")
-                .field("ref", reference)
-                .field("current", current),
-            Reply::Error { code, message } => Writer::new("ERROR")
-                .field("code", code)
-                .field("msg", message),
+            Reply::Busy { reference, current } => Writer::new("BUSY").field("ref", reference).field("current", current),
+            Reply::Error { code, message } => Writer::new("ERROR").field("code", code).field("msg", message),
         }
         .0
     }
@@ -453,10 +388,7 @@ impl Reply {
     pub fn decode(payload: &[u8]) -> Result<Self, MessageError> {
         let text = std::str::from_utf8(payload).map_err(|_| MessageError::NotUtf8)?;
         let (cmd, pairs) = split(text)?;
-        let command = command_name(
-            cmd,
-            &["HELLO", "PONG", "INFO", "EVENT", "RESULT", "BUSY", "ERROR"],
-        )?;
+        let command = command_name(cmd, &["HELLO", "PONG", "INFO", "EVENT", "RESULT", "BUSY", "ERROR"])?;
         let f = Fields { command, pairs };
         Ok(match command {
             "HELLO" => Reply::Hello {
@@ -475,10 +407,7 @@ impl Reply {
                 let v = f.req("stage")?;
                 Reply::Event {
                     reference: f.string("ref")?,
-                    stage: Stage::parse(v).ok_or(MessageError::BadValue {
-                        field: "stage",
-                        value: v.into(),
-                    })?,
+                    stage: Stage::parse(v).ok_or(MessageError::BadValue { field: "stage", value: v.into() })?,
                 }
             }
             "RESULT" => {
@@ -486,24 +415,16 @@ impl Reply {
                 let kind = match op {
                     "SALE" => TxnKind::Sale,
                     "REFUND" => TxnKind::Refund,
-                    _ => {
-                        return Err(MessageError::BadValue {
-                            field: "op",
-                            value: op.into(),
-                        })
-                    }
+                    _ => return Err(MessageError::BadValue { field: "op", value: op.into() }),
                 };
                 let st = f.req("status")?;
-                let status = TxnStatus::parse(st).ok_or(MessageError::BadValue {
-                    field: "status",
-                    value: st.into(),
-                })?;
+                let status =
+                    TxnStatus::parse(st).ok_or(MessageError::BadValue { field: "status", value: st.into() })?;
                 let channel = match f.get("channel") {
                     None | Some("") => None,
-                    Some(c) => Some(Channel::parse(c).ok_or(MessageError::BadValue {
-                        field: "channel",
-                        value: c.into(),
-                    })?),
+                    Some(c) => {
+                        Some(Channel::parse(c).ok_or(MessageError::BadValue { field: "channel", value: c.into() })?)
+                    }
                 };
                 Reply::Result(TxnResult {
                     reference: f.string("ref")?,
@@ -517,14 +438,8 @@ impl Reply {
                     message: f.opt_string("msg"),
                 })
             }
-            "BUSY" => Reply::Busy {
-                reference: f.string("ref")?,
-                current: f.string("current")?,
-            },
-            _ => Reply::Error {
-                code: f.string("code")?,
-                message: f.opt_string("msg").unwrap_or_default(),
-            },
+            "BUSY" => Reply::Busy { reference: f.string("ref")?, current: f.string("current")? },
+            _ => Reply::Error { code: f.string("code")?, message: f.opt_string("msg").unwrap_or_default() },
         })
     }
 }
@@ -548,25 +463,11 @@ mod tests {
                 "SALE|ref=2026112600017.1|amount=1250|desc=门诊缴费",
             ),
             (
-                Request::Refund {
-                    reference: "A1@R1.1".into(),
-                    original: "A1.1".into(),
-                    amount_fen: 300,
-                },
+                Request::Refund { reference: "A1@R1.1".into(), original: "A1.1".into(), amount_fen: 300 },
                 "REFUND|ref=A1@R1.1|orig=A1.1|amount=300",
             ),
-            (
-                Request::Cancel {
-                    reference: "A1.1".into(),
-                },
-                "CANCEL|ref=A1.1",
-            ),
-            (
-                Request::Query {
-                    reference: "A1.1".into(),
-                },
-                "QUERY|ref=A1.1",
-            ),
+            (Request::Cancel { reference: "A1.1".into() }, "CANCEL|ref=A1.1"),
+            (Request::Query { reference: "A1.1".into() }, "QUERY|ref=A1.1"),
         ];
         for (req, text) in cases {
             assert_eq!(req.encode(), text);
@@ -595,44 +496,25 @@ mod tests {
     #[test]
     fn decode_errors_are_exact() {
         assert_eq!(Request::decode(&[0xff, 0xfe]), Err(MessageError::NotUtf8));
-        assert_eq!(
-            Request::decode(b"PAY|ref=1"),
-            Err(MessageError::UnknownCommand("PAY".into()))
-        );
+        assert_eq!(Request::decode(b"PAY|ref=1"), Err(MessageError::UnknownCommand("PAY".into())));
         assert_eq!(
             Request::decode(b"SALE|ref=1"),
-            Err(MessageError::MissingField {
-                command: "SALE",
-                field: "amount"
-            })
+            Err(MessageError::MissingField { command: "SALE", field: "amount" })
         );
         assert_eq!(
             Request::decode(b"SALE|ref=1|amount=-5"),
-            Err(MessageError::BadValue {
-                field: "amount",
-                value: "-5".into()
-            })
+            Err(MessageError::BadValue { field: "amount", value: "-5".into() })
         );
-        assert_eq!(
-            Request::decode(b"SALE|ref"),
-            Err(MessageError::BadField("ref".into()))
-        );
+        assert_eq!(Request::decode(b"SALE|ref"), Err(MessageError::BadField("ref".into())));
         assert_eq!(
             Reply::decode(b"RESULT|ref=1|op=SALE|status=MAYBE"),
-            Err(MessageError::BadValue {
-                field: "status",
-                value: "MAYBE".into()
-            })
+            Err(MessageError::BadValue { field: "status", value: "MAYBE".into() })
         );
     }
 
     #[test]
     fn free_text_cannot_break_the_syntax() {
-        let req = Request::Sale {
-            reference: "A".into(),
-            amount_fen: 1,
-            description: Some("a|b\nc".into()),
-        };
+        let req = Request::Sale { reference: "A".into(), amount_fen: 1, description: Some("a|b\nc".into()) };
         assert_eq!(req.encode(), "SALE|ref=A|amount=1|desc=a b c");
     }
 }

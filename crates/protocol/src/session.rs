@@ -120,12 +120,7 @@ impl Session {
             events: VecDeque::new(),
             pending: Vec::new(),
         };
-        s.send(
-            Request::Hello {
-                proto: PROTOCOL_VERSION,
-            },
-            now,
-        );
+        s.send(Request::Hello { proto: PROTOCOL_VERSION }, now);
         s
     }
 
@@ -176,30 +171,16 @@ impl Session {
             State::Ready { .. } if silent >= self.cfg.heartbeat_timeout => {
                 self.state = State::ExpectHello;
                 self.events.push_back(SessionEvent::LinkLost);
-                self.send(
-                    Request::Hello {
-                        proto: PROTOCOL_VERSION,
-                    },
-                    now,
-                );
+                self.send(Request::Hello { proto: PROTOCOL_VERSION }, now);
             }
             State::Ready { .. } => {
-                if now.saturating_duration_since(self.last_tx) >= self.cfg.heartbeat_interval
-                    && self.link.is_idle()
-                {
+                if now.saturating_duration_since(self.last_tx) >= self.cfg.heartbeat_interval && self.link.is_idle() {
                     self.send(Request::Ping, now);
                 }
             }
             _ => {
-                if now.saturating_duration_since(self.last_tx) >= self.cfg.hello_interval
-                    && self.link.is_idle()
-                {
-                    self.send(
-                        Request::Hello {
-                            proto: PROTOCOL_VERSION,
-                        },
-                        now,
-                    );
+                if now.saturating_duration_since(self.last_tx) >= self.cfg.hello_interval && self.link.is_idle() {
+                    self.send(Request::Hello { proto: PROTOCOL_VERSION }, now);
                 }
             }
         }
@@ -207,8 +188,9 @@ impl Session {
 
     pub fn poll_timeout(&self) -> Instant {
         let next = match self.state {
-            State::Ready { .. } => (self.last_tx + self.cfg.heartbeat_interval)
-                .min(self.last_rx + self.cfg.heartbeat_timeout),
+            State::Ready { .. } => {
+                (self.last_tx + self.cfg.heartbeat_interval).min(self.last_rx + self.cfg.heartbeat_timeout)
+            }
             _ => self.last_tx + self.cfg.hello_interval,
         };
         match self.link.poll_timeout() {
@@ -248,62 +230,32 @@ impl Session {
                     }
                 }
                 LinkEvent::Duplicate { .. } => self.last_rx = now,
-                LinkEvent::Malformed(e) => {
-                    self.events.push_back(SessionEvent::Garbled(e.to_string()))
+                LinkEvent::Malformed(e) => self.events.push_back(SessionEvent::Garbled(e.to_string())),
+                LinkEvent::BadSequence => {
+                    self.events.push_back(SessionEvent::Garbled("frame without sequence number".into()))
                 }
-                LinkEvent::BadSequence => self.events.push_back(SessionEvent::Garbled(
-                    "frame without sequence number".into(),
-                )),
             }
         }
     }
 
     fn on_reply(&mut self, reply: Reply) {
         let ev = match reply {
-            Reply::Hello {
-                device_id,
-                version,
-                model,
-            } => {
-                if let Some(expected) = self.cfg.expected_device.clone().filter(|e| *e != device_id)
-                {
-                    self.state = State::WrongDevice {
-                        reported: device_id.clone(),
-                    };
-                    SessionEvent::DeviceMismatch {
-                        expected,
-                        reported: device_id,
-                    }
+            Reply::Hello { device_id, version, model } => {
+                if let Some(expected) = self.cfg.expected_device.clone().filter(|e| *e != device_id) {
+                    self.state = State::WrongDevice { reported: device_id.clone() };
+                    SessionEvent::DeviceMismatch { expected, reported: device_id }
                 } else {
-                    let was_ready =
-                        matches!(&self.state, State::Ready { device_id: d, .. } if *d == device_id);
-                    self.state = State::Ready {
-                        device_id: device_id.clone(),
-                        version: version.clone(),
-                        model: model.clone(),
-                    };
+                    let was_ready = matches!(&self.state, State::Ready { device_id: d, .. } if *d == device_id);
+                    self.state =
+                        State::Ready { device_id: device_id.clone(), version: version.clone(), model: model.clone() };
                     if was_ready {
                         return;
                     }
-                    SessionEvent::Connected {
-                        device_id,
-                        version,
-                        model,
-                    }
+                    SessionEvent::Connected { device_id, version, model }
                 }
             }
             Reply::Pong => return,
-            Reply::Info {
-                device_id,
-                version,
-                model,
-                time,
-            } => SessionEvent::Info {
-                device_id,
-                version,
-                model,
-                time,
-            },
+            Reply::Info { device_id, version, model, time } => SessionEvent::Info { device_id, version, model, time },
             Reply::Event { reference, stage } => SessionEvent::Progress { reference, stage },
             Reply::Result(r) => SessionEvent::Result(r),
             Reply::Busy { reference, current } => SessionEvent::Busy { reference, current },
@@ -327,12 +279,7 @@ impl Session {
         }
         self.state = State::ExpectHello;
         self.last_rx = now;
-        self.send(
-            Request::Hello {
-                proto: PROTOCOL_VERSION,
-            },
-            now,
-        );
+        self.send(Request::Hello { proto: PROTOCOL_VERSION }, now);
         lost
     }
 }
@@ -345,10 +292,7 @@ mod tests {
     /// Feeds one POS reply frame (with ACK of whatever was outstanding first).
     fn pos_says(s: &mut Session, seq: u16, text: &str, now: Instant) {
         s.handle_input(&[ACK], now);
-        s.handle_input(
-            &frame::encode(format!("{seq:04}|{text}").as_bytes()).unwrap(),
-            now,
-        );
+        s.handle_input(&frame::encode(format!("{seq:04}|{text}").as_bytes()).unwrap(), now);
     }
 
     fn events(s: &mut Session) -> Vec<SessionEvent> {
@@ -360,59 +304,29 @@ mod tests {
     }
 
     fn cfg(expected: Option<&str>) -> SessionConfig {
-        SessionConfig {
-            expected_device: expected.map(Into::into),
-            ..SessionConfig::default()
-        }
+        SessionConfig { expected_device: expected.map(Into::into), ..SessionConfig::default() }
     }
 
     #[test]
     fn handshake_then_sale_then_result() {
         let t = Instant::now();
         let mut s = Session::new(cfg(Some("POS-1")), 1, t);
-        assert_eq!(
-            tx(&mut s),
-            vec![frame::encode(b"0001|HELLO|proto=1").unwrap()]
-        );
+        assert_eq!(tx(&mut s), vec![frame::encode(b"0001|HELLO|proto=1").unwrap()]);
         assert_eq!(s.request(Request::Ping, t), Err(SessionError::NotReady));
         pos_says(&mut s, 1, "HELLO|device=POS-1|ver=2.0|model=SIM", t);
         assert_eq!(tx(&mut s), vec![vec![ACK]]);
         assert_eq!(
             events(&mut s),
-            vec![SessionEvent::Connected {
-                device_id: "POS-1".into(),
-                version: "2.0".into(),
-                model: "SIM".into()
-            }]
+            vec![SessionEvent::Connected { device_id: "POS-1".into(), version: "2.0".into(), model: "SIM".into() }]
         );
-        let sale = Request::Sale {
-            reference: "A.1".into(),
-            amount_fen: 100,
-            description: None,
-        };
+        let sale = Request::Sale { reference: "A.1".into(), amount_fen: 100, description: None };
         s.request(sale, t).unwrap();
-        assert_eq!(
-            tx(&mut s),
-            vec![frame::encode(b"0002|SALE|ref=A.1|amount=100").unwrap()]
-        );
+        assert_eq!(tx(&mut s), vec![frame::encode(b"0002|SALE|ref=A.1|amount=100").unwrap()]);
         pos_says(&mut s, 2, "EVENT|ref=A.1|stage=WAIT_SCAN", t);
-        pos_says(
-            &mut s,
-            3,
-            "RESULT|ref=A.1|op=SALE|status=PAID|channel=ALIPAY|pay_no=X|amount=100",
-            t,
-        );
+        pos_says(&mut s, 3, "RESULT|ref=A.1|op=SALE|status=PAID|channel=ALIPAY|pay_no=X|amount=100", t);
         let ev = events(&mut s);
-        assert_eq!(
-            ev[0],
-            SessionEvent::Progress {
-                reference: "A.1".into(),
-                stage: Stage::WaitScan
-            }
-        );
-        assert!(
-            matches!(&ev[1], SessionEvent::Result(r) if r.pay_order_no.as_deref() == Some("X"))
-        );
+        assert_eq!(ev[0], SessionEvent::Progress { reference: "A.1".into(), stage: Stage::WaitScan });
+        assert!(matches!(&ev[1], SessionEvent::Result(r) if r.pay_order_no.as_deref() == Some("X")));
     }
 
     #[test]
@@ -422,22 +336,12 @@ mod tests {
         pos_says(&mut s, 1, "HELLO|device=POS-9|ver=2.0", t);
         assert_eq!(
             events(&mut s),
-            vec![SessionEvent::DeviceMismatch {
-                expected: "POS-1".into(),
-                reported: "POS-9".into()
-            }]
+            vec![SessionEvent::DeviceMismatch { expected: "POS-1".into(), reported: "POS-9".into() }]
         );
-        let sale = Request::Sale {
-            reference: "A.1".into(),
-            amount_fen: 100,
-            description: None,
-        };
+        let sale = Request::Sale { reference: "A.1".into(), amount_fen: 100, description: None };
         assert_eq!(
             s.request(sale, t),
-            Err(SessionError::WrongDevice {
-                expected: "POS-1".into(),
-                reported: "POS-9".into()
-            })
+            Err(SessionError::WrongDevice { expected: "POS-1".into(), reported: "POS-9".into() })
         );
     }
 
@@ -472,11 +376,7 @@ mod tests {
         pos_says(&mut s, 1, "HELLO|device=P|ver=1", t);
         events(&mut s);
         tx(&mut s);
-        let sale = Request::Sale {
-            reference: "A.1".into(),
-            amount_fen: 100,
-            description: None,
-        };
+        let sale = Request::Sale { reference: "A.1".into(), amount_fen: 100, description: None };
         s.request(sale.clone(), t).unwrap();
         let frames = {
             let mut all = tx(&mut s);

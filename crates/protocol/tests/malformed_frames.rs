@@ -14,10 +14,7 @@ fn decode(bytes: &[u8]) -> Vec<Token> {
 
 #[test]
 fn valid_ping() {
-    assert_eq!(
-        decode(include_bytes!("fixtures/valid-ping.bin")),
-        vec![Token::Frame(b"0001|PING".to_vec())]
-    );
+    assert_eq!(decode(include_bytes!("fixtures/valid-ping.bin")), vec![Token::Frame(b"0001|PING".to_vec())]);
 }
 
 #[test]
@@ -25,20 +22,14 @@ fn bad_lrc() {
     let good = include_bytes!("fixtures/valid-ping.bin");
     assert_eq!(
         decode(include_bytes!("fixtures/invalid-bad-lrc.bin")),
-        vec![Token::Invalid(FrameError::BadChecksum {
-            computed: good[13],
-            carried: good[13] ^ 0xff
-        })]
+        vec![Token::Invalid(FrameError::BadChecksum { computed: good[13], carried: good[13] ^ 0xff })]
     );
 }
 
 #[test]
 fn corrupt_payload_fails_the_check() {
     let t = decode(include_bytes!("fixtures/invalid-corrupt-payload.bin"));
-    assert!(
-        matches!(t[..], [Token::Invalid(FrameError::BadChecksum { .. })]),
-        "{t:?}"
-    );
+    assert!(matches!(t[..], [Token::Invalid(FrameError::BadChecksum { .. })]), "{t:?}");
 }
 
 #[test]
@@ -56,10 +47,7 @@ fn missing_etx() {
 fn too_long() {
     assert_eq!(
         decode(include_bytes!("fixtures/invalid-too-long.bin")),
-        vec![
-            Token::Invalid(FrameError::TooLong { len: 0x0401 }),
-            Token::Invalid(FrameError::StrayBytes { count: 4 })
-        ]
+        vec![Token::Invalid(FrameError::TooLong { len: 0x0401 }), Token::Invalid(FrameError::StrayBytes { count: 4 })]
     );
 }
 
@@ -82,8 +70,5 @@ fn stray_bytes() {
 #[test]
 fn truncated() {
     let f = include_bytes!("fixtures/valid-ping.bin");
-    assert_eq!(
-        decode(&f[..9]),
-        vec![Token::Invalid(FrameError::Truncated { have: 9, want: 14 })]
-    );
+    assert_eq!(decode(&f[..9]), vec![Token::Invalid(FrameError::Truncated { have: 9, want: 14 })]);
 }

@@ -116,16 +116,10 @@ pub struct Ledger {
 impl Ledger {
     /// References whose money is with the merchant now (PAID, not reversed).
     pub fn charged(&self) -> Vec<&LedgerEntry> {
-        self.entries
-            .values()
-            .filter(|e| e.kind == "SALE" && e.status == "PAID")
-            .collect()
+        self.entries.values().filter(|e| e.kind == "SALE" && e.status == "PAID").collect()
     }
     pub fn refunds(&self) -> Vec<&LedgerEntry> {
-        self.entries
-            .values()
-            .filter(|e| e.kind == "REFUND" && e.status == "REFUNDED")
-            .collect()
+        self.entries.values().filter(|e| e.kind == "REFUND" && e.status == "REFUNDED").collect()
     }
     pub fn get(&self, reference: &str) -> Option<&LedgerEntry> {
         self.entries.get(reference)
@@ -134,9 +128,7 @@ impl Ledger {
     pub fn sales_for(&self, key: &str) -> Vec<&LedgerEntry> {
         self.entries
             .values()
-            .filter(|e| {
-                e.kind == "SALE" && e.reference.rsplit_once('.').is_some_and(|(k, _)| k == key)
-            })
+            .filter(|e| e.kind == "SALE" && e.reference.rsplit_once('.').is_some_and(|(k, _)| k == key))
             .collect()
     }
 }
@@ -167,13 +159,7 @@ pub struct Pos {
 impl Pos {
     pub fn new(cfg: SimConfig, ledger: Arc<Mutex<Ledger>>) -> Self {
         let first = (rand::random::<u16>() % 9999) + 1;
-        Self {
-            cfg,
-            link: Link::new(LinkConfig::default(), first),
-            ledger,
-            current: None,
-            delayed: Vec::new(),
-        }
+        Self { cfg, link: Link::new(LinkConfig::default(), first), ledger, current: None, delayed: Vec::new() }
     }
 
     fn reply(&mut self, r: Reply, now: Instant) {
@@ -183,11 +169,7 @@ impl Pos {
     fn result_of(&self, e: &LedgerEntry) -> Reply {
         Reply::Result(TxnResult {
             reference: e.reference.clone(),
-            kind: if e.kind == "REFUND" {
-                TxnKind::Refund
-            } else {
-                TxnKind::Sale
-            },
+            kind: if e.kind == "REFUND" { TxnKind::Refund } else { TxnKind::Sale },
             status: TxnStatus::parse(e.status).unwrap_or(TxnStatus::Failed),
             channel: e.channel.and_then(Channel::parse),
             pay_order_no: e.pay_order_no.clone(),
@@ -212,12 +194,7 @@ impl Pos {
         }
     }
 
-    fn set_status(
-        &mut self,
-        reference: &str,
-        status: TxnStatus,
-        channel: Option<Channel>,
-    ) -> Option<LedgerEntry> {
+    fn set_status(&mut self, reference: &str, status: TxnStatus, channel: Option<Channel>) -> Option<LedgerEntry> {
         let mut l = self.ledger.lock().expect("ledger");
         l.counter += 1;
         let n = l.counter;
@@ -276,11 +253,7 @@ impl Pos {
                 };
                 self.reply(r, now);
             }
-            Request::Sale {
-                reference,
-                amount_fen,
-                ..
-            } => {
+            Request::Sale { reference, amount_fen, .. } => {
                 let existing = self.ledger.lock().expect("ledger").get(&reference).cloned();
                 if let Some(e) = existing {
                     // The same reference again: never a second charge; report what happened.
@@ -291,18 +264,11 @@ impl Pos {
                     return;
                 }
                 if let Some(cur) = &self.current {
-                    let r = Reply::Busy {
-                        reference,
-                        current: cur.reference.clone(),
-                    };
+                    let r = Reply::Busy { reference, current: cur.reference.clone() };
                     self.reply(r, now);
                     return;
                 }
-                let outcome = self
-                    .cfg
-                    .script
-                    .pop_front()
-                    .unwrap_or_else(|| Outcome::for_amount(amount_fen));
+                let outcome = self.cfg.script.pop_front().unwrap_or_else(|| Outcome::for_amount(amount_fen));
                 self.ledger.lock().expect("ledger").entries.insert(
                     reference.clone(),
                     LedgerEntry {
@@ -317,26 +283,11 @@ impl Pos {
                     },
                 );
                 self.save();
-                self.reply(
-                    Reply::Event {
-                        reference: reference.clone(),
-                        stage: Stage::WaitScan,
-                    },
-                    now,
-                );
+                self.reply(Reply::Event { reference: reference.clone(), stage: Stage::WaitScan }, now);
                 let next_at = (outcome != Outcome::NoScan).then(|| now + self.cfg.scan_delay);
-                self.current = Some(Pending {
-                    reference,
-                    outcome,
-                    next_at,
-                    scanned: false,
-                });
+                self.current = Some(Pending { reference, outcome, next_at, scanned: false });
             }
-            Request::Refund {
-                reference,
-                original,
-                amount_fen,
-            } => {
+            Request::Refund { reference, original, amount_fen } => {
                 let l = self.ledger.lock().expect("ledger");
                 if let Some(e) = l.get(&reference).cloned() {
                     drop(l);
@@ -344,21 +295,12 @@ impl Pos {
                     self.reply(r, now);
                     return;
                 }
-                let paid = l
-                    .get(&original)
-                    .filter(|o| o.status == "PAID")
-                    .map(|o| (o.amount_fen, o.channel));
-                let refunded: u64 = l
-                    .refunds()
-                    .iter()
-                    .filter(|r| r.original.as_deref() == Some(&original))
-                    .map(|r| r.amount_fen)
-                    .sum();
+                let paid = l.get(&original).filter(|o| o.status == "PAID").map(|o| (o.amount_fen, o.channel));
+                let refunded: u64 =
+                    l.refunds().iter().filter(|r| r.original.as_deref() == Some(&original)).map(|r| r.amount_fen).sum();
                 drop(l);
                 let (status, channel, note) = match paid {
-                    Some((amt, ch)) if refunded + amount_fen <= amt => {
-                        (TxnStatus::Refunded, ch, None)
-                    }
+                    Some((amt, ch)) if refunded + amount_fen <= amt => (TxnStatus::Refunded, ch, None),
                     Some((_, ch)) => (TxnStatus::Failed, ch, Some("REFUND_EXCEEDS".to_string())),
                     None => (TxnStatus::Failed, None, Some("REFUND_EXCEEDS".to_string())),
                 };
@@ -373,21 +315,12 @@ impl Pos {
                     amount_fen,
                     status: status_str(status),
                     channel,
-                    pay_order_no: note.or_else(|| {
-                        Some(format!(
-                            "5030{}{:012}",
-                            chrono::Local::now().format("%Y%m%d"),
-                            n
-                        ))
-                    }),
+                    pay_order_no: note
+                        .or_else(|| Some(format!("5030{}{:012}", chrono::Local::now().format("%Y%m%d"), n))),
                     original: Some(original),
                     time: chrono::Local::now().format("%Y%m%d%H%M%S").to_string(),
                 };
-                self.ledger
-                    .lock()
-                    .expect("ledger")
-                    .entries
-                    .insert(reference, entry.clone());
+                self.ledger.lock().expect("ledger").entries.insert(reference, entry.clone());
                 self.save();
                 let r = self.result_of(&entry);
                 self.delayed.push((now + self.cfg.scan_delay, r));
@@ -407,24 +340,16 @@ impl Pos {
                         message: None,
                     }),
                     Some(e) if e.status == "IN_PROGRESS" => {
-                        let e = self
-                            .set_status(&reference, TxnStatus::Cancelled, None)
-                            .expect("exists");
+                        let e = self.set_status(&reference, TxnStatus::Cancelled, None).expect("exists");
                         self.result_of(&e)
                     }
                     Some(e) if e.status == "PAID" && e.kind == "SALE" => {
-                        let e = self
-                            .set_status(&reference, TxnStatus::Reversed, None)
-                            .expect("exists");
+                        let e = self.set_status(&reference, TxnStatus::Reversed, None).expect("exists");
                         self.result_of(&e)
                     }
                     Some(e) => self.result_of(&e),
                 };
-                if self
-                    .current
-                    .as_ref()
-                    .is_some_and(|c| c.reference == reference)
-                {
+                if self.current.as_ref().is_some_and(|c| c.reference == reference) {
                     self.current = None;
                 }
                 self.reply(r, now);
@@ -471,21 +396,12 @@ impl Pos {
         let outcome = cur.outcome;
         match (outcome, first_step) {
             (Outcome::PayingThenPaid(_) | Outcome::PayingForever, true) => {
-                cur.next_at =
-                    (outcome != Outcome::PayingForever).then(|| now + self.cfg.paying_delay);
-                self.reply(
-                    Reply::Event {
-                        reference,
-                        stage: Stage::UserPaying,
-                    },
-                    now,
-                );
+                cur.next_at = (outcome != Outcome::PayingForever).then(|| now + self.cfg.paying_delay);
+                self.reply(Reply::Event { reference, stage: Stage::UserPaying }, now);
             }
             (Outcome::Paid(c) | Outcome::PayingThenPaid(c), _) => {
                 self.current = None;
-                let e = self
-                    .set_status(&reference, TxnStatus::Paid, Some(c))
-                    .expect("exists");
+                let e = self.set_status(&reference, TxnStatus::Paid, Some(c)).expect("exists");
                 let r = self.result_of(&e);
                 self.reply(r, now);
             }
@@ -496,28 +412,14 @@ impl Pos {
             (Outcome::Declined | Outcome::InsufficientFunds, _) => {
                 self.current = None;
                 if outcome == Outcome::InsufficientFunds {
-                    if let Some(e) = self
-                        .ledger
-                        .lock()
-                        .expect("ledger")
-                        .entries
-                        .get_mut(&reference)
-                    {
+                    if let Some(e) = self.ledger.lock().expect("ledger").entries.get_mut(&reference) {
                         e.pay_order_no = Some("NOTENOUGH".into());
                     }
                 }
-                let mut e = self
-                    .set_status(&reference, TxnStatus::Failed, None)
-                    .expect("exists");
+                let mut e = self.set_status(&reference, TxnStatus::Failed, None).expect("exists");
                 let r = self.result_of(&e);
                 e.pay_order_no = None;
-                if let Some(le) = self
-                    .ledger
-                    .lock()
-                    .expect("ledger")
-                    .entries
-                    .get_mut(&reference)
-                {
+                if let Some(le) = self.ledger.lock().expect("ledger").entries.get_mut(&reference) {
                     le.pay_order_no = None;
                 }
                 self.reply(r, now);
@@ -532,13 +434,7 @@ impl Pos {
             if let LinkEvent::Received(p) = ev {
                 match Request::decode(&p) {
                     Ok(req) => self.on_request(req, now),
-                    Err(e) => self.reply(
-                        Reply::Error {
-                            code: "BAD_REQUEST".into(),
-                            message: e.to_string(),
-                        },
-                        now,
-                    ),
+                    Err(e) => self.reply(Reply::Error { code: "BAD_REQUEST".into(), message: e.to_string() }, now),
                 }
             }
         }
@@ -573,9 +469,7 @@ pub fn serve<P: Read + Write>(port: &mut P, mut pos: Pos, faults: Faults, stop: 
                 }
             }
             Ok(_) => {}
-            Err(e)
-                if e.kind() == std::io::ErrorKind::TimedOut
-                    || e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut || e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             // EIO on a pty master while nobody holds the other end: wait for the bridge.
             Err(_) => std::thread::sleep(Duration::from_millis(20)),
@@ -624,27 +518,17 @@ impl Drop for SimHandle {
 pub fn spawn_on_pty(cfg: SimConfig) -> std::io::Result<SimHandle> {
     let (mut master, slave) = serialport::TTYPort::pair().map_err(std::io::Error::other)?;
     use serialport::SerialPort;
-    master
-        .set_timeout(Duration::from_millis(5))
-        .map_err(std::io::Error::other)?;
+    master.set_timeout(Duration::from_millis(5)).map_err(std::io::Error::other)?;
     let path = slave.name().unwrap_or_default();
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let faults = Faults::default();
     let stop = Arc::new(AtomicBool::new(false));
     let pos = Pos::new(cfg, ledger.clone());
     let (stop2, faults2) = (stop.clone(), faults.clone());
-    let thread = std::thread::Builder::new()
-        .name("pos-sim".into())
-        .spawn(move || {
-            // Holding the slave open keeps the master readable while the bridge reconnects.
-            let _slave = slave;
-            serve(&mut master, pos, faults2, &stop2);
-        })?;
-    Ok(SimHandle {
-        ledger,
-        faults,
-        path,
-        stop,
-        thread: Some(thread),
-    })
+    let thread = std::thread::Builder::new().name("pos-sim".into()).spawn(move || {
+        // Holding the slave open keeps the master readable while the bridge reconnects.
+        let _slave = slave;
+        serve(&mut master, pos, faults2, &stop2);
+    })?;
+    Ok(SimHandle { ledger, faults, path, stop, thread: Some(thread) })
 }
