@@ -42,7 +42,9 @@ impl Harness {
     pub fn with(sim: SimConfig, extra_config: &str) -> Self {
         // Logs show with the failing test's output (cargo test captures them per test).
         let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("HISBRIDGE_LOG").unwrap_or_else(|_| "debug".into()))
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("HISBRIDGE_LOG").unwrap_or_else(|_| "debug".into()),
+            )
             .with_test_writer()
             .try_init();
         let dir = tempfile::tempdir().unwrap();

@@ -146,8 +146,20 @@ struct Pending {
     scanned: bool,
 }
 
+/// Timing points the simulator records for the latency benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// A SALE frame was complete on the POS side.
+    SaleReceived,
+    /// A final RESULT was handed to the line.
+    ResultSent,
+}
+
+pub type Trace = Arc<Mutex<Vec<(String, Mark, Instant)>>>;
+
 /// The POS state machine, sans-IO apart from the clock passed in.
 pub struct Pos {
+    trace: Trace,
     cfg: SimConfig,
     link: Link,
     ledger: Arc<Mutex<Ledger>>,
@@ -159,10 +171,30 @@ pub struct Pos {
 impl Pos {
     pub fn new(cfg: SimConfig, ledger: Arc<Mutex<Ledger>>) -> Self {
         let first = (rand::random::<u16>() % 9999) + 1;
-        Self { cfg, link: Link::new(LinkConfig::default(), first), ledger, current: None, delayed: Vec::new() }
+        Self {
+            trace: Trace::default(),
+            cfg,
+            link: Link::new(LinkConfig::default(), first),
+            ledger,
+            current: None,
+            delayed: Vec::new(),
+        }
+    }
+
+    pub fn trace(&self) -> Trace {
+        self.trace.clone()
+    }
+
+    fn mark(&self, reference: &str, m: Mark, now: Instant) {
+        self.trace.lock().expect("trace").push((reference.to_string(), m, now));
     }
 
     fn reply(&mut self, r: Reply, now: Instant) {
+        if let Reply::Result(res) = &r {
+            if res.status.is_final() {
+                self.mark(&res.reference, Mark::ResultSent, Instant::now());
+            }
+        }
         self.link.send(r.encode().as_bytes(), now);
     }
 
@@ -254,6 +286,7 @@ impl Pos {
                 self.reply(r, now);
             }
             Request::Sale { reference, amount_fen, .. } => {
+                self.mark(&reference, Mark::SaleReceived, now);
                 let existing = self.ledger.lock().expect("ledger").get(&reference).cloned();
                 if let Some(e) = existing {
                     // The same reference again: never a second charge; report what happened.
@@ -489,6 +522,7 @@ pub fn serve<P: Read + Write>(port: &mut P, mut pos: Pos, faults: Faults, stop: 
 /// [`SimHandle::port_path`] like any serial port.
 pub struct SimHandle {
     pub ledger: Arc<Mutex<Ledger>>,
+    pub trace: Trace,
     pub faults: Faults,
     path: String,
     stop: Arc<AtomicBool>,
@@ -524,11 +558,12 @@ pub fn spawn_on_pty(cfg: SimConfig) -> std::io::Result<SimHandle> {
     let faults = Faults::default();
     let stop = Arc::new(AtomicBool::new(false));
     let pos = Pos::new(cfg, ledger.clone());
+    let trace = pos.trace();
     let (stop2, faults2) = (stop.clone(), faults.clone());
     let thread = std::thread::Builder::new().name("pos-sim".into()).spawn(move || {
         // Holding the slave open keeps the master readable while the bridge reconnects.
         let _slave = slave;
         serve(&mut master, pos, faults2, &stop2);
     })?;
-    Ok(SimHandle { ledger, faults, path, stop, thread: Some(thread) })
+    Ok(SimHandle { ledger, trace, faults, path, stop, thread: Some(thread) })
 }
