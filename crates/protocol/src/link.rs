@@ -243,13 +243,12 @@ mod tests {
         let first = drain(&mut l).0.remove(0);
         l.handle_input(&[NAK], t);
         assert_eq!(drain(&mut l).0, vec![first.clone()]);
-        let mut now = t;
         for _ in 0..cfg.max_retries - 1 {
-            now = l.poll_timeout().unwrap();
+            let now = l.poll_timeout().unwrap();
             l.handle_timeout(now);
             assert_eq!(drain(&mut l).0, vec![first.clone()]);
         }
-        now = l.poll_timeout().unwrap();
+        let now = l.poll_timeout().unwrap();
         l.handle_timeout(now);
         let (tx, ev) = drain(&mut l);
         assert!(tx.is_empty());

@@ -288,7 +288,10 @@ fn parse_digits(v: &str) -> Option<u64> {
     v.parse().ok()
 }
 
-fn split(text: &str) -> Result<(&str, Vec<(&str, &str)>), MessageError> {
+/// A command name and its `key=value` pairs.
+type Parts<'a> = (&'a str, Vec<(&'a str, &'a str)>);
+
+fn split(text: &str) -> Result<Parts<'_>, MessageError> {
     let mut parts = text.split('|');
     let cmd = parts.next().unwrap_or_default();
     let mut pairs = Vec::new();

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Every test of the project, on a fresh Debian 12 machine with the Rust toolchain.
+# Installs what it needs (apt packages for the Tauri app, Python's cryptography), then runs:
+#   1. formatting and lints;  2. the core's unit and end-to-end tests;  3. the demo;
+#   4. the published vectors against an independent AES-GCM;  5. the tray app under Xvfb.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+step() { printf '\n==== %s ====\n' "$*"; }
+
+apt_need=(libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev pkg-config xvfb xauth)
+missing=()
+for p in "${apt_need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  step "installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+python3 -c "import cryptography" 2>/dev/null || python3 -m pip install -q cryptography
+
+step "format and lints (core)"
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+
+step "core tests"
+cargo test
+
+step "demo"
+cargo run -q -- demo > /tmp/hisbridge-demo.out
+grep -q '"status": "REFUNDED"' /tmp/hisbridge-demo.out && echo "demo: ok"
+
+step "test vectors with Python cryptography"
+python3 scripts/check-vectors.py
+
+step "tray app: lints, build, smoke test under Xvfb"
+cargo clippy -p hisbridge-tray --all-targets -- -D warnings
+cargo build -p hisbridge-tray
+scripts/tray-smoke.sh
