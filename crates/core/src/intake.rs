@@ -189,8 +189,10 @@ impl Inbox {
     }
 
     async fn refuse_bad_name(&self, path: &Path, name: &str) -> Result<(), ScanError> {
-        let stem = format!("badname-{}", chrono::Local::now().format("%Y%m%d%H%M%S%3f"));
-        let Some(work_path) = claim_as(path, &self.folders.work, &format!("{stem}.ord")) else {
+        let base = format!("badname-{}", chrono::Local::now().format("%Y%m%d%H%M%S%3f"));
+        let dest = free_name(&self.folders.work, &base, "ord");
+        let stem = name_of(&dest).trim_end_matches(".ord").to_string();
+        let Some(work_path) = claim_to(path, dest) else {
             return Ok(());
         };
         let shown: String = name.chars().take(120).collect();
@@ -232,18 +234,23 @@ fn read_and_open(path: &Path, key: &Key) -> Result<Vec<u8>, Refusal> {
 }
 
 /// Claims a file by renaming it into the work folder. None when it vanished meanwhile.
+/// Claims a file by renaming it into the work folder, never over another claimed file.
+/// None when it vanished meanwhile.
 fn claim(path: &Path, work: &Path) -> Option<PathBuf> {
     let name = name_of(path);
-    let mut dest = work.join(&name);
-    if dest.exists() {
-        let (stem, ext) = name.rsplit_once('.').unwrap_or((&name, "ord"));
-        dest = work.join(format!("{stem}.{}.{ext}", chrono::Local::now().format("%H%M%S%3f")));
-    }
-    claim_to(path, dest)
+    let (stem, ext) = name.rsplit_once('.').unwrap_or((&name, "ord"));
+    claim_to(path, free_name(work, stem, ext))
 }
 
-fn claim_as(path: &Path, work: &Path, name: &str) -> Option<PathBuf> {
-    claim_to(path, work.join(name))
+/// `dir/stem.ext`, or `dir/stem.N.ext` with the first N not taken.
+fn free_name(dir: &Path, stem: &str, ext: &str) -> PathBuf {
+    let mut dest = dir.join(format!("{stem}.{ext}"));
+    let mut n = 1;
+    while dest.exists() {
+        dest = dir.join(format!("{stem}.{n}.{ext}"));
+        n += 1;
+    }
+    dest
 }
 
 fn claim_to(path: &Path, dest: PathBuf) -> Option<PathBuf> {
