@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -179,6 +179,13 @@ impl Pos {
             current: None,
             delayed: Vec::new(),
         }
+    }
+
+    /// The same POS after a reboot: fresh link state, nothing in memory, the ledger kept.
+    pub fn restarted(self) -> Self {
+        let mut p = Pos::new(self.cfg, self.ledger);
+        p.trace = self.trace;
+        p
     }
 
     pub fn trace(&self) -> Trace {
@@ -484,20 +491,50 @@ impl Pos {
     }
 }
 
-/// Faults the simulator can inject on the line (docs/pos-simulator.md §Faults).
+/// Faults the simulator injects on the line, set from a test while it runs
+/// (docs/pos-simulator.md, "Faults"). Counters are consumed one frame at a time.
 #[derive(Debug, Default, Clone)]
 pub struct Faults {
-    /// Stop answering entirely (the cable pulled on the POS side).
+    /// Stop answering entirely: input ignored, nothing sent (the cable pulled on the POS side).
     pub mute: Arc<AtomicBool>,
+    /// Swallow the next N ACK bytes the POS sends (the bridge re-sends; the POS sees duplicates).
+    pub drop_acks: Arc<AtomicU32>,
+    /// Flip one byte in each of the next N frames the POS sends.
+    pub corrupt_frames: Arc<AtomicU32>,
+    /// Send each of the next N frames twice.
+    pub duplicate_frames: Arc<AtomicU32>,
+    /// Send each of the next N frames in two halves, `split_gap` apart.
+    pub split_frames: Arc<AtomicU32>,
+    pub split_gap_ms: Arc<AtomicU32>,
+    /// Ignore the next N chunks of bytes from the bridge (a frame lost on the way in).
+    pub drop_input: Arc<AtomicU32>,
+    /// Per-mille chance of corrupting any frame sent, and of losing any chunk received.
+    pub noise_permille: Arc<AtomicU32>,
+    /// Restart the POS: its link state is reset and the running transaction is forgotten in
+    /// memory (its ledger entry stays, as on a real POS).
+    pub restart: Arc<AtomicBool>,
+}
+
+fn take(c: &AtomicU32) -> bool {
+    c.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1)).is_ok()
+}
+
+fn chance(permille: u32) -> bool {
+    permille > 0 && rand::random::<u32>() % 1000 < permille
 }
 
 /// Runs the simulator on an open port until `stop` is set.
 pub fn serve<P: Read + Write>(port: &mut P, mut pos: Pos, faults: Faults, stop: &AtomicBool) {
     let mut buf = [0u8; 512];
     while !stop.load(Ordering::Relaxed) {
+        if faults.restart.swap(false, Ordering::SeqCst) {
+            pos = pos.restarted();
+        }
+        let muted = faults.mute.load(Ordering::Relaxed);
         match port.read(&mut buf) {
             Ok(n) if n > 0 => {
-                if !faults.mute.load(Ordering::Relaxed) {
+                let lost = take(&faults.drop_input) || chance(faults.noise_permille.load(Ordering::Relaxed));
+                if !muted && !lost {
                     pos.handle_input(&buf[..n], Instant::now());
                 }
             }
@@ -508,12 +545,33 @@ pub fn serve<P: Read + Write>(port: &mut P, mut pos: Pos, faults: Faults, stop: 
             Err(_) => std::thread::sleep(Duration::from_millis(20)),
         }
         pos.handle_timeout(Instant::now());
-        while let Some(out) = pos.poll_transmit() {
+        while let Some(mut out) = pos.poll_transmit() {
             if faults.mute.load(Ordering::Relaxed) {
                 continue;
             }
-            let _ = port.write_all(&out);
-            let _ = port.flush();
+            let is_ack = out == [hisbridge_protocol::frame::ACK];
+            if is_ack && take(&faults.drop_acks) {
+                continue;
+            }
+            if !is_ack
+                && out.len() > 4
+                && (take(&faults.corrupt_frames) || chance(faults.noise_permille.load(Ordering::Relaxed)))
+            {
+                let i = 3 + rand::random::<usize>() % (out.len() - 4);
+                out[i] ^= 0x5A;
+            }
+            let copies = if !is_ack && take(&faults.duplicate_frames) { 2 } else { 1 };
+            for _ in 0..copies {
+                if !is_ack && out.len() > 2 && take(&faults.split_frames) {
+                    let (a, b) = out.split_at(out.len() / 2);
+                    let _ = port.write_all(a).and_then(|_| port.flush());
+                    std::thread::sleep(Duration::from_millis(faults.split_gap_ms.load(Ordering::Relaxed) as u64));
+                    let _ = port.write_all(b);
+                } else {
+                    let _ = port.write_all(&out);
+                }
+                let _ = port.flush();
+            }
         }
     }
 }
