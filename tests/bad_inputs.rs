@@ -163,6 +163,7 @@ fn every_bad_input_gets_its_exact_error_and_nothing_is_charged() {
     }
     assert!(wrong.is_empty(), "wrong answers:\n{}", wrong.join("\n"));
     // Every refused file is kept, with its reason, and recorded in the journal.
+    h.eventually("all refused files moved", || h.error_files().len() == 2 * stems.len());
     let errs = h.error_files();
     for (stem, name) in &stems {
         assert!(errs.contains(&format!("{stem}.ord")), "{name}: file kept in error/");
@@ -188,8 +189,15 @@ fn bad_file_names_are_refused_without_using_the_name() {
     let rejects = h.journal().rejects().unwrap();
     assert!(rejects.iter().all(|(_, _, code)| code == "E_FILE_NAME"), "{rejects:?}");
     // Quarantined under neutral names, with the original name in the reason.
+    h.eventually("all quarantined", || h.error_files().len() == 2 * names.len());
     let errs = h.error_files();
     assert!(errs.iter().all(|n| n.starts_with("badname-")), "{errs:?}");
+    let reasons: String = errs
+        .iter()
+        .filter(|n| n.ends_with(".reason.txt"))
+        .map(|n| std::fs::read_to_string(h.cfg.folders.error.join(n)).unwrap())
+        .collect();
+    assert!(reasons.contains("CON.ord") && reasons.contains("a b.ord"), "{reasons}");
     assert!(h.sim.ledger().entries.is_empty());
 }
 

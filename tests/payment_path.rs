@@ -78,8 +78,8 @@ fn unknown_terminal_never_reaches_the_pos() {
     assert_eq!(r.error_code.as_deref(), Some("E_TERMINAL"));
     assert_eq!(r.order_no.as_deref(), Some("A0006"));
     assert!(h.sim.ledger().entries.is_empty());
-    let errs = h.error_files();
-    assert!(errs.contains(&format!("{stem}.ord")), "{errs:?}");
+    // The result is written first (a crash then re-runs the refusal), the file moved after.
+    h.eventually("refused file kept in error/", || h.error_files().contains(&format!("{stem}.ord.reason.txt")));
     let reason = std::fs::read_to_string(h.cfg.folders.error.join(format!("{stem}.ord.reason.txt"))).unwrap();
     assert!(reason.contains("E_TERMINAL") && reason.contains("未登记的收费终端"), "{reason}");
 }
@@ -94,7 +94,7 @@ fn tampered_file_is_refused() {
     let r = h.wait("A0007");
     assert_eq!((r.status, r.error_code.as_deref()), (Status::Rejected, Some("E_DECRYPT")));
     assert!(h.sim.ledger().entries.is_empty());
-    assert!(h.error_files().contains(&"A0007.ord".to_string()));
+    h.eventually("refused file kept in error/", || h.error_files().contains(&"A0007.ord".to_string()));
 }
 
 #[test]
