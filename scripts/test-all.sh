@@ -25,7 +25,10 @@ cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 
 step "core tests"
-cargo test
+cargo test -- --skip crash_at_every_step
+
+step "crash test (SIGKILL at every step and at random moments)"
+cargo test --test crash -- --nocapture
 
 step "demo"
 cargo run -q -- demo > /tmp/hisbridge-demo.out

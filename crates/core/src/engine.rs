@@ -251,6 +251,7 @@ impl Engine {
             source: &format!("file:{stem}"),
         })?;
         self.journal.add_reply(row.id, stem, Some(&work_s))?;
+        crate::failpoint::hit("accepted");
         info!(key, amount = %amount, "order accepted");
         self.notify_row(&row);
         Ok(())
@@ -391,6 +392,7 @@ impl Engine {
         let device = self.pos.status().device_id.unwrap_or_default();
         // Invariant: the SENT row (with its POS reference) is durable before the first byte.
         let row = self.journal.start_attempt(row.id, &device)?;
+        crate::failpoint::hit("sent");
         let pos_ref = row.pos_ref.clone().expect("start_attempt sets pos_ref");
         let amount = row.amount_fen.unsigned_abs();
         let req = match row.kind {
@@ -406,6 +408,7 @@ impl Engine {
         let span = info_span!("order", key = %row.key, pos_ref = %pos_ref);
         match self.pos.request(req).instrument(span.clone()).await {
             Ok(()) => {
+                crate::failpoint::hit("requested");
                 span.in_scope(|| info!(kind = ?row.kind, amount = %fmt_amount(row.amount_fen), "sent to POS"));
                 self.active = Some(Active {
                     id: row.id,
@@ -524,6 +527,7 @@ impl Engine {
                         State::Paying,
                         &Update { detail: Some("patient confirming payment"), ..Default::default() },
                     )?;
+                    crate::failpoint::hit("paying");
                     self.notify_row(&row);
                 }
                 Ok(())
@@ -652,6 +656,7 @@ impl Engine {
                 detail: Some(&detail),
             },
         )?;
+        crate::failpoint::hit("finished");
         info!(state = state.as_str(), channel, "order finished");
         self.deliver(&row);
         Ok(())
@@ -732,6 +737,7 @@ impl Engine {
                 continue;
             }
             if row.state.is_final() {
+                crate::failpoint::hit("written");
                 if let Some(w) = work {
                     let p = PathBuf::from(w);
                     if p.exists() {

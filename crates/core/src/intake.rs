@@ -174,6 +174,7 @@ impl Inbox {
                 continue;
             };
             tracker.forget(name);
+            crate::failpoint::hit("claimed");
             if marked {
                 // The marker has done its job; keep it in the day's archive.
                 let marker = self.folders.inbox.join(format!("{name}.done"));

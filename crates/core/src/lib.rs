@@ -6,6 +6,7 @@ pub mod bridge;
 pub mod config;
 pub mod engine;
 pub mod envelope;
+pub mod failpoint;
 pub mod folders;
 pub mod his;
 pub mod hisclient;
