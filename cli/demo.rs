@@ -45,6 +45,7 @@ pub fn run() -> Result<()> {
             amount: Some(Amount::parse(amount).expect("valid")),
             operator: Some("1001".into()),
             description: Some("门诊缴费".into()),
+            sent_at: None,
         };
         let stem = hisclient::new_stem(&ins);
         hisclient::send(&cfg.folders.inbox, &key, &ins, &stem)?;

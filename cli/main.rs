@@ -216,6 +216,7 @@ fn his(cmd: HisCmd) -> Result<()> {
         amount,
         operator: None,
         description,
+        sent_at: None,
     };
     // Validate as the bridge would, so a typo is explained here and not in a result file.
     Instruction::parse(ins.to_json().as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;

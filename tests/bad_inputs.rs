@@ -17,13 +17,22 @@ enum Input {
     Json(String),
 }
 
+/// Adds a current `sent_at` to a JSON object that has none (every real message carries one).
+fn stamped(json: &str) -> String {
+    if json.starts_with('{') && !json.contains("sent_at") {
+        json.replacen('{', &format!(r#"{{"sent_at":"{}","#, chrono::Local::now().to_rfc3339()), 1)
+    } else {
+        json.to_string()
+    }
+}
+
 fn order(fields: &str) -> String {
     format!(r#"{{"v":1,"type":"order","terminal_id":"W01",{fields}}}"#)
 }
 
 fn cases(h: &Harness) -> Vec<(&'static str, Input, &'static str)> {
     use Input::*;
-    let good = h.seal(&order(r#""order_no":"X1","amount":"+1.00""#));
+    let good = h.seal(&stamped(&order(r#""order_no":"X1","amount":"+1.00""#)));
     let b64 = base64::engine::general_purpose::STANDARD;
     let body = b64.decode(good.rsplit('.').next().unwrap()).unwrap();
     let with_body = |f: &dyn Fn(&mut Vec<u8>)| {
@@ -112,6 +121,30 @@ fn cases(h: &Harness) -> Vec<(&'static str, Input, &'static str)> {
             Json(r#"{"v":1,"type":"query","terminal_id":"W01","order_no":"X20","amount":"+1.00"}"#.into()),
             "E_FIELD",
         ),
+        (
+            "sent_at missing",
+            Json(
+                r#"{"sent_at":null,"v":1,"type":"order","terminal_id":"W01","order_no":"X25","amount":"+1.00"}"#.into(),
+            ),
+            "E_FIELD",
+        ),
+        ("sent_at not a time", Json(order(r#""order_no":"X26","amount":"+1.00","sent_at":"yesterday""#)), "E_FIELD"),
+        (
+            "sent_at an hour old",
+            Json(order(&format!(
+                r#""order_no":"X27","amount":"+1.00","sent_at":"{}""#,
+                (chrono::Local::now() - chrono::Duration::hours(1)).to_rfc3339()
+            ))),
+            "E_STALE",
+        ),
+        (
+            "sent_at in the future",
+            Json(order(&format!(
+                r#""order_no":"X28","amount":"+1.00","sent_at":"{}""#,
+                (chrono::Local::now() + chrono::Duration::hours(1)).to_rfc3339()
+            ))),
+            "E_STALE",
+        ),
         // Business rules
         (
             "unknown terminal",
@@ -146,7 +179,7 @@ fn every_bad_input_gets_its_exact_error_and_nothing_is_charged() {
         let stem = format!("BAD{i:03}");
         match input {
             Input::Raw(b) => h.drop_raw(&stem, b),
-            Input::Json(j) => h.drop_raw(&stem, h.seal(j).as_bytes()),
+            Input::Json(j) => h.drop_raw(&stem, h.seal(&stamped(j)).as_bytes()),
         }
         stems.push((stem, *name));
     }
@@ -199,6 +232,18 @@ fn bad_file_names_are_refused_without_using_the_name() {
         .collect();
     assert!(reasons.contains("CON.ord") && reasons.contains("a b.ord"), "{reasons}");
     assert!(h.sim.ledger().entries.is_empty());
+}
+
+#[test]
+fn a_replayed_message_is_refused() {
+    let h = Harness::new();
+    let text = h.seal(&stamped(&order(r#""order_no":"P1","amount":"+1.00""#)));
+    h.drop_raw("P1-first", text.as_bytes());
+    assert_eq!(h.wait("P1-first").status, Status::Success);
+    h.drop_raw("P1-again", text.as_bytes());
+    let r = h.wait("P1-again");
+    assert_eq!((r.status, r.error_code.as_deref()), (Status::Rejected, Some("E_REPLAY")));
+    assert_eq!(h.sim.ledger().charged().len(), 1);
 }
 
 #[test]

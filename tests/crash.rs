@@ -111,6 +111,7 @@ impl Env {
             amount: Some(Amount::parse(amount).unwrap()),
             operator: None,
             description: None,
+            sent_at: None,
         };
         let stem = hisclient::new_stem(&ins);
         hisclient::send(&self.inbox(), &self.key, &ins, &stem).unwrap();

@@ -91,6 +91,7 @@ impl Harness {
             amount: Some(Amount::parse(amount).unwrap()),
             operator: None,
             description: Some("门诊缴费".into()),
+            sent_at: None,
         }
     }
 

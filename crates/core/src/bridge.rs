@@ -51,6 +51,7 @@ impl Bridge {
                 device_id: cfg.pos.device_id.clone(),
                 timeouts: cfg.timeouts.clone(),
                 folders: cfg.folders.clone(),
+                replay_window: cfg.intake.replay_window,
             },
             key.clone(),
             journal,

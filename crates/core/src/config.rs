@@ -68,6 +68,7 @@ pub struct RawTimeouts {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawIntake {
+    pub replay_window_secs: Option<u64>,
     pub rescan_ms: Option<u64>,
     pub stable_ms: Option<u64>,
     pub give_up_secs: Option<u64>,
@@ -103,6 +104,9 @@ pub struct Timeouts {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Intake {
+    /// Instructions whose `sent_at` differs from the bridge's clock by more than this are
+    /// refused (`E_STALE`); message ids are remembered at least this long (`E_REPLAY`).
+    pub replay_window: Duration,
     /// The inbox is listed this often even without file-system events.
     pub rescan: Duration,
     /// A file's size and mtime must stay unchanged this long.
@@ -191,6 +195,7 @@ impl Config {
                 query_interval: secs(raw.timeouts.query_interval_secs, 5, "timeouts.query_interval_secs", 1, 600)?,
             },
             intake: Intake {
+                replay_window: secs(raw.intake.replay_window_secs, 600, "intake.replay_window_secs", 10, 86_400)?,
                 rescan: ms(raw.intake.rescan_ms, 1000, "intake.rescan_ms", 50, 60_000)?,
                 stable: ms(raw.intake.stable_ms, 200, "intake.stable_ms", 0, 10_000)?,
                 give_up: secs(raw.intake.give_up_secs, 30, "intake.give_up_secs", 1, 3600)?,

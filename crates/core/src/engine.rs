@@ -37,6 +37,7 @@ pub struct EngineSettings {
     pub device_id: String,
     pub timeouts: Timeouts,
     pub folders: Folders,
+    pub replay_window: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +141,10 @@ impl Engine {
     /// Retries result files that could not be written (full disk, read-only folder).
     fn housekeeping(&mut self) {
         self.next_housekeeping = Instant::now() + self.s.timeouts.query_interval;
+        let horizon = chrono::Local::now().timestamp() - 2 * self.s.replay_window.as_secs() as i64;
+        if let Err(e) = self.journal.prune_messages(horizon) {
+            error!(error = %e, "journal error");
+        }
         match self.journal.unwritten_results() {
             Ok(rows) => {
                 for row in rows {
@@ -156,7 +161,7 @@ impl Engine {
         let Origin::File { stem, work_path } = s.origin;
         let span = info_span!("instruction", file = %stem);
         let _g = span.enter();
-        let plain = match s.body {
+        let opened = match s.body {
             Err(r) => {
                 let (code, detail) = match r {
                     Refusal::Envelope(e) => (envelope_code(&e), e.to_string()),
@@ -170,13 +175,35 @@ impl Engine {
             }
             Ok(p) => p,
         };
-        let ins = match Instruction::parse(&plain) {
+        let plain = &opened.plain;
+        let ins = match Instruction::parse(plain) {
             Ok(i) => i,
             Err(e) => {
-                let no = salvage_order_no(&plain);
+                let no = salvage_order_no(plain);
                 return self.reject(&stem, &work_path, no.as_deref(), None, e.code(), &e.to_string());
             }
         };
+        // Replay defence: the message must be recent, and its id (the nonce) new.
+        let now = chrono::Local::now();
+        if let Some(sent) = ins.sent_at {
+            let skew = (now.fixed_offset() - sent).num_seconds();
+            if skew.unsigned_abs() > self.s.replay_window.as_secs() {
+                let detail = format!(
+                    "sent_at {} differs from the bridge's clock {} by {skew} s (window {} s): an old message, or a clock to set",
+                    sent.to_rfc3339(),
+                    now.to_rfc3339(),
+                    self.s.replay_window.as_secs()
+                );
+                return self.reject(&stem, &work_path, Some(&ins.order_no), Some(&ins), ErrorCode::Stale, &detail);
+            }
+        }
+        let fresh =
+            self.journal.record_message(&hex::encode(opened.nonce), &format!("file:{stem}"), now.timestamp())?;
+        if !fresh && !s.resubmitted {
+            let detail =
+                "this exact message was received before (a replay); send a new message to repeat an instruction";
+            return self.reject(&stem, &work_path, Some(&ins.order_no), Some(&ins), ErrorCode::Replay, detail);
+        }
         if !self.s.terminals.contains(&ins.terminal_id) {
             let detail =
                 format!("terminal {:?} is not in the configured list of software terminal IDs", ins.terminal_id);
@@ -806,5 +833,7 @@ pub fn en_text(c: ErrorCode) -> &'static str {
         ErrorCode::Timeout => "the patient did not pay in time; the transaction was cancelled",
         ErrorCode::Cancelled => "cancelled",
         ErrorCode::NotCancellable => "the order is finished and cannot be cancelled",
+        ErrorCode::Stale => "message too old, or the HIS and bridge clocks differ",
+        ErrorCode::Replay => "message received before (replay)",
     }
 }

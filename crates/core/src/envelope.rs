@@ -128,6 +128,12 @@ impl Key {
     /// Checks and decrypts an envelope travelling in `dir`. Surrounding whitespace (a trailing
     /// newline, a UTF-8 BOM) is tolerated; anything else is an error.
     pub fn open(&self, dir: Direction, text: &[u8]) -> Result<Vec<u8>, EnvelopeError> {
+        self.open_with_nonce(dir, text).map(|(plain, _)| plain)
+    }
+
+    /// Like [`Key::open`], also returning the message's nonce (its unique id, for the replay
+    /// cache).
+    pub fn open_with_nonce(&self, dir: Direction, text: &[u8]) -> Result<(Vec<u8>, [u8; NONCE_LEN]), EnvelopeError> {
         let h = peek(text)?;
         if h.version != VERSION {
             return Err(EnvelopeError::Version(h.version.to_string()));
@@ -145,9 +151,10 @@ impl Key {
         let (nonce, ct) = body.split_at(NONCE_LEN);
         let header = self.header(dir);
         let cipher = Aes256Gcm::new_from_slice(&self.bytes).expect("32-byte key");
-        cipher
+        let plain = cipher
             .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: header.as_bytes() })
-            .map_err(|_| EnvelopeError::Tag)
+            .map_err(|_| EnvelopeError::Tag)?;
+        Ok((plain, nonce.try_into().expect("split at NONCE_LEN")))
     }
 }
 

@@ -213,7 +213,8 @@ mod tests {
         assert_eq!(classify("CON.ord"), NameKind::BadName);
         assert_eq!(classify("com1.x.ord"), NameKind::BadName);
         assert_eq!(classify("a b.ord"), NameKind::BadName);
-        assert_eq!(classify("..ord"), NameKind::BadName);
+        assert_eq!(classify("..ord"), NameKind::Ignored);
+        assert_eq!(classify("a..b.ord"), NameKind::BadName);
         assert_eq!(classify(&format!("{}.ord", "9".repeat(81))), NameKind::BadName);
         assert_eq!(classify("订单.ord"), NameKind::BadName);
     }

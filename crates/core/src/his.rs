@@ -60,6 +60,9 @@ pub struct Instruction {
     pub amount: Option<Amount>,
     pub operator: Option<String>,
     pub description: Option<String>,
+    /// When the HIS wrote the message (required; checked against the replay window). `None`
+    /// only in instructions built locally: [`Instruction::to_json`] then stamps the current time.
+    pub sent_at: Option<chrono::DateTime<chrono::FixedOffset>>,
 }
 
 impl Instruction {
@@ -88,8 +91,6 @@ struct RawInstruction {
     amount: Option<String>,
     operator: Option<String>,
     description: Option<String>,
-    /// When the HIS wrote the message (informational).
-    #[allow(dead_code)]
     sent_at: Option<String>,
 }
 
@@ -170,7 +171,13 @@ impl Instruction {
                 _ => {}
             }
         }
+        let sent_at = raw.sent_at.ok_or(InstructionError::Missing("sent_at"))?;
+        let sent_at = chrono::DateTime::parse_from_rfc3339(&sent_at).map_err(|_| InstructionError::Invalid {
+            field: "sent_at",
+            reason: "not an ISO 8601 time with offset, e.g. 2026-11-26T10:00:00+08:00".into(),
+        })?;
         Ok(Instruction {
+            sent_at: Some(sent_at),
             kind,
             terminal_id,
             order_no,
@@ -188,8 +195,14 @@ impl Instruction {
             InstructionKind::Query => "query",
             InstructionKind::Cancel => "cancel",
         };
-        let mut v =
-            serde_json::json!({"v": 1, "type": kind, "terminal_id": self.terminal_id, "order_no": self.order_no});
+        let sent_at = self.sent_at.unwrap_or_else(|| chrono::Local::now().fixed_offset());
+        let mut v = serde_json::json!({
+            "v": 1,
+            "type": kind,
+            "terminal_id": self.terminal_id,
+            "order_no": self.order_no,
+            "sent_at": sent_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
+        });
         let m = v.as_object_mut().expect("object");
         if let Some(r) = &self.refund_no {
             m.insert("refund_no".into(), r.clone().into());
@@ -276,6 +289,10 @@ pub enum ErrorCode {
     Cancelled,
     #[serde(rename = "E_NOT_CANCELLABLE")]
     NotCancellable,
+    #[serde(rename = "E_STALE")]
+    Stale,
+    #[serde(rename = "E_REPLAY")]
+    Replay,
 }
 
 impl ErrorCode {
@@ -300,6 +317,8 @@ impl ErrorCode {
             ErrorCode::Timeout => "E_TIMEOUT",
             ErrorCode::Cancelled => "E_CANCELLED",
             ErrorCode::NotCancellable => "E_NOT_CANCELLABLE",
+            ErrorCode::Stale => "E_STALE",
+            ErrorCode::Replay => "E_REPLAY",
         }
     }
 
@@ -329,6 +348,8 @@ impl ErrorCode {
             ErrorCode::Timeout => "患者未在规定时间内完成支付，交易已撤销",
             ErrorCode::Cancelled => "交易已取消",
             ErrorCode::NotCancellable => "订单已完成，不能取消",
+            ErrorCode::Stale => "报文已过期或HIS与本机时钟相差过大",
+            ErrorCode::Replay => "重复报文（重放），已拒收",
         }
     }
 }
@@ -366,7 +387,9 @@ impl ResultMessage {
 mod tests {
     use super::*;
 
+    /// Parses `s` with a `sent_at` added (the field every real message carries).
     fn parse(s: &str) -> Result<Instruction, InstructionError> {
+        let s = s.replacen('{', r#"{"sent_at":"2026-11-26T10:00:00+08:00","#, 1);
         Instruction::parse(s.as_bytes())
     }
 
@@ -397,6 +420,14 @@ mod tests {
     fn refuses_bad_instructions_exactly() {
         use InstructionError::*;
         assert!(matches!(parse("not json"), Err(Json(_))));
+        assert_eq!(
+            Instruction::parse(br#"{"v":1,"type":"query","terminal_id":"W","order_no":"A"}"#),
+            Err(Missing("sent_at"))
+        );
+        assert!(matches!(
+            parse(r#"{"sent_at":"yesterday","v":1,"type":"query","terminal_id":"W","order_no":"A"}"#),
+            Err(Json(_))
+        ));
         assert!(matches!(parse(r#"{"v":1,"type":"order","extra":1}"#), Err(Json(_))));
         assert_eq!(parse(r#"{"type":"order"}"#), Err(Missing("v")));
         assert_eq!(parse(r#"{"v":2,"type":"order"}"#), Err(Version(2)));

@@ -30,11 +30,20 @@ pub enum Refusal {
     Unreadable(String),
 }
 
+/// A verified envelope: the plaintext and the nonce that identifies the message.
+#[derive(Debug)]
+pub struct Opened {
+    pub plain: Vec<u8>,
+    pub nonce: [u8; envelope::NONCE_LEN],
+}
+
 /// One instruction handed to the engine: its origin and its plaintext, or why there is none.
 #[derive(Debug)]
 pub struct Submission {
     pub origin: Origin,
-    pub body: Result<Vec<u8>, Refusal>,
+    pub body: Result<Opened, Refusal>,
+    /// Claimed before a restart and handed over again: not a replay.
+    pub resubmitted: bool,
 }
 
 pub struct Inbox {
@@ -120,7 +129,10 @@ impl Inbox {
             };
             info!(file = %name, "resubmitting a claimed file left from the last run");
             let body = read_and_open(&path, &self.key);
-            self.tx.send(Submission { origin: Origin::File { stem, work_path: path }, body }).await.map_err(|_| ())?;
+            self.tx
+                .send(Submission { origin: Origin::File { stem, work_path: path }, body, resubmitted: true })
+                .await
+                .map_err(|_| ())?;
         }
         Ok(())
     }
@@ -182,7 +194,7 @@ impl Inbox {
             }
             debug!(file = %name, "claimed");
             self.tx
-                .send(Submission { origin: Origin::File { stem, work_path }, body })
+                .send(Submission { origin: Origin::File { stem, work_path }, body, resubmitted: false })
                 .await
                 .map_err(|_| ScanError::Closed)?;
         }
@@ -198,14 +210,18 @@ impl Inbox {
         };
         let shown: String = name.chars().take(120).collect();
         self.tx
-            .send(Submission { origin: Origin::File { stem, work_path }, body: Err(Refusal::BadName(shown)) })
+            .send(Submission {
+                origin: Origin::File { stem, work_path },
+                body: Err(Refusal::BadName(shown)),
+                resubmitted: false,
+            })
             .await
             .map_err(|_| ScanError::Closed)
     }
 }
 
 /// A failure that a file still being written could explain.
-fn retryable(body: &Result<Vec<u8>, Refusal>) -> bool {
+fn retryable(body: &Result<Opened, Refusal>) -> bool {
     matches!(
         body,
         Err(Refusal::Unreadable(_))
@@ -224,14 +240,15 @@ enum ScanError {
     Closed,
 }
 
-fn read_and_open(path: &Path, key: &Key) -> Result<Vec<u8>, Refusal> {
+fn read_and_open(path: &Path, key: &Key) -> Result<Opened, Refusal> {
     use std::io::Read;
     let f = std::fs::File::open(path).map_err(|e| Refusal::Unreadable(e.to_string()))?;
     let mut bytes = Vec::new();
     f.take(envelope::MAX_ENVELOPE as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| Refusal::Unreadable(e.to_string()))?;
-    key.open(Direction::ToBridge, &bytes).map_err(Refusal::Envelope)
+    let (plain, nonce) = key.open_with_nonce(Direction::ToBridge, &bytes).map_err(Refusal::Envelope)?;
+    Ok(Opened { plain, nonce })
 }
 
 /// Claims a file by renaming it into the work folder. None when it vanished meanwhile.

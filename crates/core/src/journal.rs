@@ -195,6 +195,11 @@ CREATE TABLE IF NOT EXISTS replies (
     work_file TEXT,
     PRIMARY KEY (order_id, reply_to)
 );
+CREATE TABLE IF NOT EXISTS seen_messages (
+    nonce TEXT PRIMARY KEY,
+    at_unix INTEGER NOT NULL,
+    source TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS rejects (
     id INTEGER PRIMARY KEY,
     at TEXT NOT NULL,
@@ -433,6 +438,21 @@ impl Journal {
     /// Final orders, for the resolver's retry of result files that could not be written.
     pub fn by_pos_ref(&self, pos_ref: &str) -> Result<Option<OrderRow>> {
         self.query_one("pos_ref = ?1", [pos_ref])
+    }
+
+    /// Records a message id (its nonce); false when it was seen before (a replay).
+    pub fn record_message(&mut self, nonce_hex: &str, source: &str, now_unix: i64) -> Result<bool> {
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO seen_messages (nonce, at_unix, source) VALUES (?1, ?2, ?3)",
+            params![nonce_hex, now_unix, source],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Forgets message ids older than `before_unix` (outside the replay window they are refused
+    /// by age anyway).
+    pub fn prune_messages(&mut self, before_unix: i64) -> Result<usize> {
+        Ok(self.conn.execute("DELETE FROM seen_messages WHERE at_unix < ?1", [before_unix])?)
     }
 
     /// Records an instruction refused before it became an order.

@@ -16,19 +16,19 @@ fn cases() -> Vec<(&'static str, Direction, &'static str, &'static str)> {
             "collection order",
             Direction::ToBridge,
             "000102030405060708090a0b",
-            r#"{"v":1,"type":"order","terminal_id":"W01","order_no":"202611260001","amount":"+12.50","description":"门诊缴费"}"#,
+            r#"{"v":1,"type":"order","terminal_id":"W01","order_no":"202611260001","amount":"+12.50","description":"门诊缴费","sent_at":"2026-11-26T10:00:00.000+08:00"}"#,
         ),
         (
             "refund order",
             Direction::ToBridge,
             "0c0d0e0f1011121314151617",
-            r#"{"v":1,"type":"order","terminal_id":"W01","order_no":"202611260001","refund_no":"R1","amount":"-3.00"}"#,
+            r#"{"v":1,"type":"order","terminal_id":"W01","order_no":"202611260001","refund_no":"R1","amount":"-3.00","sent_at":"2026-11-26T11:30:00.000+08:00"}"#,
         ),
         (
             "query",
             Direction::ToBridge,
             "18191a1b1c1d1e1f20212223",
-            r#"{"v":1,"type":"query","terminal_id":"W01","order_no":"202611260001"}"#,
+            r#"{"v":1,"type":"query","terminal_id":"W01","order_no":"202611260001","sent_at":"2026-11-26T11:31:00.000+08:00"}"#,
         ),
         (
             "success result",
