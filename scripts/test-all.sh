@@ -2,7 +2,8 @@
 # Every test of the project, on a fresh Debian 12 machine with the Rust toolchain.
 # Installs what it needs (apt packages for the Tauri app, Python's cryptography), then runs:
 #   1. formatting and lints;  2. the core's unit and end-to-end tests;  3. the demo;
-#   4. the published vectors against an independent AES-GCM;  5. the tray app under Xvfb.
+#   4. the published vectors against an independent AES-GCM;  5. fuzzing (nightly, cargo-fuzz);
+#   6. the tray app under Xvfb.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -36,6 +37,9 @@ grep -q '"status": "REFUNDED"' /tmp/hisbridge-demo.out && echo "demo: ok"
 
 step "test vectors with Python cryptography"
 python3 scripts/check-vectors.py
+
+step "fuzzing: each target for a bounded time"
+scripts/fuzz.sh "${FUZZ_SECS:-20}"
 
 step "tray app: lints, build, smoke test under Xvfb"
 cargo clippy -p hisbridge-tray --all-targets -- -D warnings

@@ -84,7 +84,10 @@ fn patient_who_never_finishes_the_password_is_cancelled() {
 #[test]
 fn cancel_after_the_wallet_took_the_money_is_reported_as_reversed() {
     // The POS takes the money but never says so; the deadline passes; the cancel reverses it.
-    let h = Harness::with(SimConfig { script: [Outcome::Silent].into(), ..SimConfig::default() }, "[timeouts]\nscan_secs = 1\n");
+    let h = Harness::with(
+        SimConfig { script: [Outcome::Silent].into(), ..SimConfig::default() },
+        "[timeouts]\nscan_secs = 1\n",
+    );
     let r = h.pay("L0006", "+5.00");
     assert_eq!(r.status, Status::Reversed, "{r:?}");
     assert_eq!(h.sim.ledger().get("L0006.1").unwrap().status, "REVERSED");
@@ -94,16 +97,14 @@ fn cancel_after_the_wallet_took_the_money_is_reported_as_reversed() {
 #[test]
 fn orders_queue_one_transaction_at_a_time_in_arrival_order() {
     let h = Harness::with(SimConfig { scan_delay: Duration::from_millis(100), ..SimConfig::default() }, "");
-    let stems: Vec<String> =
-        (0..4).map(|i| h.send(&Harness::order("W01", &format!("Q{i}"), "+1.00", None))).collect();
+    let stems: Vec<String> = (0..4).map(|i| h.send(&Harness::order("W01", &format!("Q{i}"), "+1.00", None))).collect();
     for s in &stems {
         assert_eq!(h.wait(s).status, Status::Success);
     }
     let trace = h.sim.trace.lock().unwrap().clone();
     let seq: Vec<(String, Mark)> = trace.into_iter().map(|(r, m, _)| (r, m)).collect();
-    let expected: Vec<(String, Mark)> = (0..4)
-        .flat_map(|i| [(format!("Q{i}.1"), Mark::SaleReceived), (format!("Q{i}.1"), Mark::ResultSent)])
-        .collect();
+    let expected: Vec<(String, Mark)> =
+        (0..4).flat_map(|i| [(format!("Q{i}.1"), Mark::SaleReceived), (format!("Q{i}.1"), Mark::ResultSent)]).collect();
     assert_eq!(seq, expected, "each SALE ends before the next starts, in arrival order");
 }
 

@@ -1,14 +1,13 @@
 //! Headless core of HIS Bridge. Nothing here knows about Tauri or any window: the `hisbridge`
 //! command line and the tray app are two front ends over [`bridge::Bridge`].
 
-pub mod amount;
+pub use hisbridge_message::{amount, envelope, his};
+
 pub mod bridge;
 pub mod config;
 pub mod engine;
-pub mod envelope;
 pub mod failpoint;
 pub mod folders;
-pub mod his;
 pub mod hisclient;
 pub mod intake;
 pub mod journal;

@@ -4,6 +4,8 @@
 //! `now`, and take back bytes to write, events and the next deadline.
 
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod link;
 pub mod message;
 pub mod session;

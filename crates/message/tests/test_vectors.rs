@@ -1,7 +1,7 @@
 //! The published test vectors (docs/test-vectors.json) are what this code produces and accepts.
-//! Regenerate with `UPDATE_VECTORS=1 cargo test -p hisbridge-core --test test_vectors`.
+//! Regenerate with `UPDATE_VECTORS=1 cargo test -p hisbridge-message --test test_vectors`.
 
-use hisbridge_core::envelope::{Direction, Key};
+use hisbridge_message::envelope::{Direction, Key};
 use serde_json::{json, Value};
 
 const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/test-vectors.json");
