@@ -121,6 +121,12 @@ fn partial_refunds_up_to_what_was_paid_with_refund_numbers_reused_on_retry() {
     assert_eq!(r3.error_code.as_deref(), Some("E_REFUND_EXCEEDS"));
     let refunds = h.sim.ledger().refunds().len();
     assert_eq!(refunds, 2);
+    // Each refund's final state was confirmed by a query after the POS reported it.
+    let trace = h.sim.trace.lock().unwrap().clone();
+    for r in ["L0007@R1.1", "L0007@R2.1"] {
+        let sent = trace.iter().position(|(x, m, _)| x == r && *m == Mark::ResultSent).unwrap();
+        assert!(trace[sent..].iter().any(|(x, m, _)| x == r && *m == Mark::QueryReceived), "{r} confirmed by query");
+    }
     // A refund number reused with another amount is a conflict.
     let c = h.wait(&h.send(&Harness::order("W01", "L0007", "-1.00", Some("R1"))));
     assert_eq!(c.error_code.as_deref(), Some("E_CONFLICT"));

@@ -559,7 +559,7 @@ impl Engine {
                 }
                 Ok(())
             }
-            PosEvent::Session(SessionEvent::Result(r)) => self.on_result(r),
+            PosEvent::Session(SessionEvent::Result(r)) => self.on_result(r).await,
             PosEvent::Session(SessionEvent::Busy { reference, current }) => {
                 let Some(a) = self.active.as_ref().filter(|a| a.pos_ref == reference && a.phase == Phase::Sent) else {
                     return Ok(());
@@ -618,7 +618,7 @@ impl Engine {
         Ok(())
     }
 
-    fn on_result(&mut self, r: TxnResult) -> Result<(), JournalError> {
+    async fn on_result(&mut self, r: TxnResult) -> Result<(), JournalError> {
         let Some(row) = self.journal.by_pos_ref(&r.reference)? else {
             warn!(reference = r.reference, "POS result for an unknown reference");
             return Ok(());
@@ -632,6 +632,23 @@ impl Engine {
                 self.active = None;
             }
             return Ok(());
+        }
+        let answers_query =
+            self.active.as_ref().is_some_and(|a| a.pos_ref == r.reference && a.phase == Phase::Querying);
+        if row.kind == Kind::Refund && r.status == TxnStatus::Refunded && !answers_query {
+            // A refund being accepted is not the refund being done: confirm it by a query.
+            info!("POS reports the refund done; confirming by query");
+            if self.pos.request(Request::Query { reference: r.reference.clone() }).await.is_ok() {
+                self.active = Some(Active {
+                    id: row.id,
+                    pos_ref: r.reference.clone(),
+                    phase: Phase::Querying,
+                    deadline: Instant::now() + QUERY_TIMEOUT,
+                    cancel_by_timeout: false,
+                });
+                return Ok(());
+            }
+            return self.set_unknown(&row, "refund result awaiting confirmation");
         }
         let channel = r.channel.map(|c| c.as_str());
         let (state, code) = match r.status {

@@ -153,6 +153,8 @@ pub enum Mark {
     SaleReceived,
     /// A final RESULT was handed to the line.
     ResultSent,
+    /// A QUERY arrived.
+    QueryReceived,
 }
 
 pub type Trace = Arc<Mutex<Vec<(String, Mark, Instant)>>>;
@@ -395,6 +397,7 @@ impl Pos {
                 self.reply(r, now);
             }
             Request::Query { reference } => {
+                self.mark(&reference, Mark::QueryReceived, now);
                 let e = self.ledger.lock().expect("ledger").get(&reference).cloned();
                 let r = match e {
                     Some(e) => self.result_of(&e),
