@@ -19,6 +19,8 @@ pub enum StartError {
     Folders(std::io::Error),
     #[error(transparent)]
     Journal(#[from] crate::journal::JournalError),
+    #[error(transparent)]
+    Socket(#[from] crate::socket::SocketError),
 }
 
 /// A running bridge. Dropping the runtime stops it; state is in the journal.
@@ -36,6 +38,7 @@ impl Bridge {
             std::fs::create_dir_all(parent).map_err(StartError::Folders)?;
         }
         let journal = Journal::open(&cfg.journal)?;
+        let listener = cfg.socket.as_ref().map(|s| crate::socket::bind(s.address, s.port)).transpose()?;
         let key = Arc::new(key);
         let (pos, pos_events) = pos::spawn(PosConfig {
             port: cfg.pos.port.clone(),
@@ -59,6 +62,9 @@ impl Bridge {
             notices.clone(),
         );
         let engine = tokio::spawn(engine.run(sub_rx, pos_events));
+        if let Some(l) = listener {
+            tokio::spawn(crate::socket::serve(l, key.clone(), sub_tx.clone()));
+        }
         tokio::spawn(Inbox { folders: cfg.folders.clone(), cfg: cfg.intake.clone(), key, tx: sub_tx }.run());
         Ok(Self { pos, notices, engine })
     }

@@ -36,6 +36,15 @@ pub struct RawConfig {
     pub timeouts: RawTimeouts,
     #[serde(default)]
     pub intake: RawIntake,
+    #[serde(default)]
+    pub socket: RawSocket,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSocket {
+    pub port: Option<u16>,
+    pub address: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -115,8 +124,16 @@ pub struct Intake {
     pub give_up: Duration,
 }
 
+/// The localhost socket channel; off unless a port is configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Socket {
+    pub address: std::net::IpAddr,
+    pub port: u16,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub socket: Option<Socket>,
     pub data_dir: PathBuf,
     pub key_file: PathBuf,
     pub terminals: BTreeSet<String>,
@@ -175,7 +192,26 @@ impl Config {
             }
             Ok(Duration::from_millis(v))
         };
+        let socket = match raw.socket.port {
+            None => None,
+            Some(0) => return Err(field("socket.port", "must be 1..=65535")),
+            Some(port) => {
+                let text = raw.socket.address.unwrap_or_else(|| "127.0.0.1".into());
+                let address: std::net::IpAddr =
+                    text.parse().map_err(|_| field("socket.address", format!("{text:?} is not an IP address")))?;
+                if !address.is_loopback() {
+                    return Err(field(
+                        "socket.address",
+                        format!(
+                            "{address} is not a loopback address; the socket channel listens on 127.0.0.1 or ::1 only"
+                        ),
+                    ));
+                }
+                Some(Socket { address, port })
+            }
+        };
         Ok(Config {
+            socket,
             key_file: under(raw.key_file, "hisbridge.key"),
             journal: under(raw.journal, "journal.sqlite"),
             folders: Folders {
@@ -235,5 +271,7 @@ mod tests {
         assert!(e(&MIN.replace("W01", "W 01")).contains("`terminals`"));
         assert!(e(&format!("{MIN}colour = 1\n")).contains("colour"));
         assert!(e(&MIN.replace("terminals = [\"W01\"]", "terminals = []")).contains("`terminals`"));
+        assert!(e(&format!("{MIN}[socket]\nport = 9817\naddress = \"0.0.0.0\"\n")).contains("`socket.address`"));
+        assert!(e(&format!("{MIN}[socket]\nport = 9817\naddress = \"192.168.1.10\"\n")).contains("not a loopback"));
     }
 }

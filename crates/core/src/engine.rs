@@ -5,7 +5,7 @@
 //! arrival order; orders whose outcome is open are queried before anything new starts.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -71,6 +71,8 @@ pub struct Engine {
     last_query: HashMap<i64, Instant>,
     next_housekeeping: Instant,
     notices: broadcast::Sender<Notice>,
+    /// Open connections waiting for an order's results.
+    subscribers: HashMap<i64, Vec<(u64, mpsc::UnboundedSender<String>)>>,
 }
 
 fn result_name(stem: &str) -> String {
@@ -94,6 +96,7 @@ impl Engine {
             last_query: HashMap::new(),
             next_housekeeping: Instant::now(),
             notices,
+            subscribers: HashMap::new(),
         }
     }
 
@@ -158,8 +161,8 @@ impl Engine {
     // ---- Intake -------------------------------------------------------------------------
 
     async fn on_submission(&mut self, s: Submission) -> Result<(), JournalError> {
-        let Origin::File { stem, work_path } = s.origin;
-        let span = info_span!("instruction", file = %stem);
+        let to = s.origin;
+        let span = info_span!("instruction", from = %to.source());
         let _g = span.enter();
         let opened = match s.body {
             Err(r) => {
@@ -171,7 +174,7 @@ impl Engine {
                     ),
                     Refusal::Unreadable(e) => (ErrorCode::Envelope, format!("file cannot be read: {e}")),
                 };
-                return self.reject(&stem, &work_path, None, None, code, &detail);
+                return self.reject(&to, None, None, code, &detail);
             }
             Ok(p) => p,
         };
@@ -180,7 +183,7 @@ impl Engine {
             Ok(i) => i,
             Err(e) => {
                 let no = salvage_order_no(plain);
-                return self.reject(&stem, &work_path, no.as_deref(), None, e.code(), &e.to_string());
+                return self.reject(&to, no.as_deref(), None, e.code(), &e.to_string());
             }
         };
         // Replay defence: the message must be recent, and its id (the nonce) new.
@@ -194,32 +197,30 @@ impl Engine {
                     now.to_rfc3339(),
                     self.s.replay_window.as_secs()
                 );
-                return self.reject(&stem, &work_path, Some(&ins.order_no), Some(&ins), ErrorCode::Stale, &detail);
+                return self.reject(&to, Some(&ins.order_no), Some(&ins), ErrorCode::Stale, &detail);
             }
         }
-        let fresh =
-            self.journal.record_message(&hex::encode(opened.nonce), &format!("file:{stem}"), now.timestamp())?;
+        let fresh = self.journal.record_message(&hex::encode(opened.nonce), &to.source(), now.timestamp())?;
         if !fresh && !s.resubmitted {
             let detail =
                 "this exact message was received before (a replay); send a new message to repeat an instruction";
-            return self.reject(&stem, &work_path, Some(&ins.order_no), Some(&ins), ErrorCode::Replay, detail);
+            return self.reject(&to, Some(&ins.order_no), Some(&ins), ErrorCode::Replay, detail);
         }
         if !self.s.terminals.contains(&ins.terminal_id) {
             let detail =
                 format!("terminal {:?} is not in the configured list of software terminal IDs", ins.terminal_id);
-            return self.reject(&stem, &work_path, Some(&ins.order_no), Some(&ins), ErrorCode::Terminal, &detail);
+            return self.reject(&to, Some(&ins.order_no), Some(&ins), ErrorCode::Terminal, &detail);
         }
         match ins.kind {
-            InstructionKind::Order => self.on_order(&ins, &stem, &work_path),
-            InstructionKind::Query => self.on_query(&ins, &stem, &work_path),
-            InstructionKind::Cancel => self.on_cancel(&ins, &stem, &work_path).await,
+            InstructionKind::Order => self.on_order(&ins, &to),
+            InstructionKind::Query => self.on_query(&ins, &to),
+            InstructionKind::Cancel => self.on_cancel(&ins, &to).await,
         }
     }
 
-    fn on_order(&mut self, ins: &Instruction, stem: &str, work: &Path) -> Result<(), JournalError> {
+    fn on_order(&mut self, ins: &Instruction, to: &Origin) -> Result<(), JournalError> {
         let amount = ins.amount.expect("orders carry an amount");
         let key = ins.key();
-        let work_s = work.to_string_lossy();
         if let Some(row) = self.journal.get_by_key(&key)? {
             if row.terminal_id != ins.terminal_id || row.amount_fen != amount.fen() {
                 let detail = format!(
@@ -229,9 +230,9 @@ impl Engine {
                     amount,
                     ins.terminal_id
                 );
-                return self.reject(stem, work, Some(&ins.order_no), Some(ins), ErrorCode::Conflict, &detail);
+                return self.reject(to, Some(&ins.order_no), Some(ins), ErrorCode::Conflict, &detail);
             }
-            self.journal.add_reply(row.id, stem, Some(&work_s))?;
+            self.register(row.id, to)?;
             let row = if matches!(row.state, State::Failed | State::Cancelled) {
                 info!(key, "instruction repeated after a definite failure: new attempt");
                 self.journal.transition(
@@ -252,7 +253,7 @@ impl Engine {
                 self.journal.get_by_key(&ins.order_no)?.filter(|o| o.state == State::Success && o.kind == Kind::Sale);
             let Some(orig) = orig else {
                 let detail = format!("no paid collection with order number {} to refund", ins.order_no);
-                return self.reject(stem, work, Some(&ins.order_no), Some(ins), ErrorCode::RefundOriginal, &detail);
+                return self.reject(to, Some(&ins.order_no), Some(ins), ErrorCode::RefundOriginal, &detail);
             };
             let committed = self.journal.refunds_committed(&ins.order_no, None)?;
             if committed + amount.fen().abs() > orig.amount_fen {
@@ -262,7 +263,7 @@ impl Engine {
                     fmt_amount(orig.amount_fen),
                     crate::amount::yuan(committed as u64)
                 );
-                return self.reject(stem, work, Some(&ins.order_no), Some(ins), ErrorCode::RefundExceeds, &detail);
+                return self.reject(to, Some(&ins.order_no), Some(ins), ErrorCode::RefundExceeds, &detail);
             }
             orig_pos_ref = orig.pos_ref;
         }
@@ -275,32 +276,32 @@ impl Engine {
             description: ins.description.as_deref(),
             operator: ins.operator.as_deref(),
             orig_pos_ref: orig_pos_ref.as_deref(),
-            source: &format!("file:{stem}"),
+            source: &to.source(),
         })?;
-        self.journal.add_reply(row.id, stem, Some(&work_s))?;
+        self.register(row.id, to)?;
         crate::failpoint::hit("accepted");
         info!(key, amount = %amount, "order accepted");
         self.notify_row(&row);
         Ok(())
     }
 
-    fn on_query(&mut self, ins: &Instruction, stem: &str, work: &Path) -> Result<(), JournalError> {
+    fn on_query(&mut self, ins: &Instruction, to: &Origin) -> Result<(), JournalError> {
         let Some(row) = self.journal.get_by_key(&ins.key())? else {
             let detail = format!("no order {}", ins.key());
-            return self.reject(stem, work, Some(&ins.order_no), Some(ins), ErrorCode::NotFound, &detail);
+            return self.reject(to, Some(&ins.order_no), Some(ins), ErrorCode::NotFound, &detail);
         };
-        self.journal.add_reply(row.id, stem, Some(&work.to_string_lossy()))?;
+        self.register(row.id, to)?;
         self.last_query.remove(&row.id);
         self.deliver(&row);
         Ok(())
     }
 
-    async fn on_cancel(&mut self, ins: &Instruction, stem: &str, work: &Path) -> Result<(), JournalError> {
+    async fn on_cancel(&mut self, ins: &Instruction, to: &Origin) -> Result<(), JournalError> {
         let Some(row) = self.journal.get_by_key(&ins.key())? else {
             let detail = format!("no order {}", ins.key());
-            return self.reject(stem, work, Some(&ins.order_no), Some(ins), ErrorCode::NotFound, &detail);
+            return self.reject(to, Some(&ins.order_no), Some(ins), ErrorCode::NotFound, &detail);
         };
-        self.journal.add_reply(row.id, stem, Some(&work.to_string_lossy()))?;
+        self.register(row.id, to)?;
         match row.state {
             State::Accepted => {
                 // Never sent: cancelling needs no POS.
@@ -335,18 +336,16 @@ impl Engine {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn reject(
         &mut self,
-        stem: &str,
-        work: &Path,
+        to: &Origin,
         order_no: Option<&str>,
         ins: Option<&Instruction>,
         code: ErrorCode,
         detail: &str,
     ) -> Result<(), JournalError> {
         warn!(code = code.as_str(), detail, "instruction refused");
-        self.journal.record_reject(&format!("file:{stem}"), order_no, code.as_str(), detail)?;
+        self.journal.record_reject(&to.source(), order_no, code.as_str(), detail)?;
         let msg = ResultMessage {
             v: 1,
             kind: "result".into(),
@@ -363,20 +362,27 @@ impl Engine {
             error_message: Some(code.zh().into()),
             error_message_en: Some(detail.to_string()),
         };
-        if let Err(e) = self.write_result(stem, &msg) {
-            error!(error = %e, "cannot write the error result");
+        match to {
+            Origin::File { stem, work_path } => {
+                if let Err(e) = self.write_result(stem, &msg) {
+                    error!(error = %e, "cannot write the error result");
+                }
+                let reason = format!(
+                    "HIS Bridge refused this file / HIS Bridge 拒收此文件\ntime: {}\nerror_code: {}\n原因: {}\nreason: {}\n",
+                    crate::journal::now_str(),
+                    code.as_str(),
+                    code.zh(),
+                    detail
+                );
+                if let Err(e) = folders::quarantine(work_path, &self.s.folders.error, &reason) {
+                    error!(error = %e, "cannot move the refused file to the error folder");
+                }
+            }
+            Origin::Socket { tx, .. } => {
+                let _ = tx.send(self.key.seal(Direction::ToHis, msg.to_json().as_bytes()));
+            }
         }
-        let reason = format!(
-            "HIS Bridge refused this file / HIS Bridge 拒收此文件\ntime: {}\nerror_code: {}\n原因: {}\nreason: {}\n",
-            crate::journal::now_str(),
-            code.as_str(),
-            code.zh(),
-            detail
-        );
-        if let Err(e) = folders::quarantine(work, &self.s.folders.error, &reason) {
-            error!(error = %e, "cannot move the refused file to the error folder");
-        }
-        self.notice(Notice::Rejected { source: stem.to_string(), code, detail: detail.to_string() });
+        self.notice(Notice::Rejected { source: to.source(), code, detail: detail.to_string() });
         Ok(())
     }
 
@@ -761,11 +767,33 @@ impl Engine {
         folders::write_atomic(&self.s.folders.outbox, &result_name(stem), text.as_bytes())
     }
 
+    /// Remembers where the order's results go: a result file (journaled, survives a restart) or
+    /// an open connection (in memory; after a restart the client asks again).
+    fn register(&mut self, id: i64, to: &Origin) -> Result<(), JournalError> {
+        match to {
+            Origin::File { stem, work_path } => self.journal.add_reply(id, stem, Some(&work_path.to_string_lossy())),
+            Origin::Socket { conn, tx } => {
+                let subs = self.subscribers.entry(id).or_default();
+                if !subs.iter().any(|(c, _)| c == conn) {
+                    subs.push((*conn, tx.clone()));
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Writes the order's current result to every answer it owes; once final, archives the
     /// claimed instruction files and records that the result is out.
     fn deliver(&mut self, row: &OrderRow) {
         self.notify_row(row);
         let msg = self.result_message(row);
+        if let Some(subs) = self.subscribers.get_mut(&row.id) {
+            let line = self.key.seal(Direction::ToHis, msg.to_json().as_bytes());
+            subs.retain(|(_, tx)| tx.send(line.clone()).is_ok());
+            if row.state.is_final() || subs.is_empty() {
+                self.subscribers.remove(&row.id);
+            }
+        }
         let replies = match self.journal.replies(row.id) {
             Ok(r) => r,
             Err(e) => {

@@ -15,10 +15,22 @@ use crate::envelope::{self, Direction, EnvelopeError, Key};
 use crate::folders::{classify, InboxTracker, NameKind, Verdict};
 
 /// Where an instruction came from and where its answer goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Origin {
     /// A claimed file: `stem` names the result file, `work_path` is the claimed file.
     File { stem: String, work_path: PathBuf },
+    /// A localhost connection: result envelopes go back on `tx`, one line each.
+    Socket { conn: u64, tx: tokio::sync::mpsc::UnboundedSender<String> },
+}
+
+impl Origin {
+    /// How the journal and the logs name the origin.
+    pub fn source(&self) -> String {
+        match self {
+            Origin::File { stem, .. } => format!("file:{stem}"),
+            Origin::Socket { conn, .. } => format!("socket:{conn}"),
+        }
+    }
 }
 
 /// Why a file was refused before its envelope could be opened.

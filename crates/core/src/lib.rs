@@ -13,3 +13,4 @@ pub mod intake;
 pub mod journal;
 pub mod keyfile;
 pub mod pos;
+pub mod socket;
