@@ -1,5 +1,6 @@
 //! `hisbridge`: the command-line front end of the HIS Bridge core. Glue only.
 
+mod check;
 mod demo;
 
 use std::path::PathBuf;
@@ -85,6 +86,15 @@ struct HisCommon {
     /// Seconds to wait for the final result.
     #[arg(long, default_value_t = 180)]
     wait: u64,
+    /// How to reach the bridge: the drop folders, or the localhost socket (`[socket] port`).
+    #[arg(long, value_enum, default_value_t = Channel::Folder)]
+    channel: Channel,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Channel {
+    Folder,
+    Socket,
 }
 
 #[derive(Subcommand)]
@@ -107,6 +117,14 @@ enum HisCmd {
     Cancel {
         #[command(flatten)]
         c: HisCommon,
+    },
+    /// Check instruction files written by an HIS and explain exactly what is wrong with each.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// `.ord` files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
 }
 
@@ -199,6 +217,7 @@ fn sim_on_pty(_: hisbridge_sim::SimConfig, _: Option<PathBuf>) -> Result<()> {
 
 fn his(cmd: HisCmd) -> Result<()> {
     let (c, kind, amount, description) = match cmd {
+        HisCmd::Check { config, files } => return check::run(&config, &files),
         HisCmd::Send { c, amount, description } => {
             let a = Amount::parse(&amount).map_err(|e| anyhow::anyhow!("--amount {amount:?}: {e}"))?;
             (c, InstructionKind::Order, Some(a), description)
@@ -220,10 +239,22 @@ fn his(cmd: HisCmd) -> Result<()> {
     };
     // Validate as the bridge would, so a typo is explained here and not in a result file.
     Instruction::parse(ins.to_json().as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let stem = hisclient::new_stem(&ins);
-    hisclient::send(&cfg.folders.inbox, &key, &ins, &stem)?;
-    eprintln!("wrote {}.ord; waiting for {}.res", stem, stem);
-    let r = hisclient::wait_final(&cfg.folders.outbox, &key, &stem, Duration::from_secs(c.wait))?;
+    let wait = Duration::from_secs(c.wait);
+    let r = match c.channel {
+        Channel::Folder => {
+            let stem = hisclient::new_stem(&ins);
+            hisclient::send(&cfg.folders.inbox, &key, &ins, &stem)?;
+            eprintln!("wrote {stem}.ord; waiting for {stem}.res");
+            hisclient::wait_final(&cfg.folders.outbox, &key, &stem, wait)?
+        }
+        Channel::Socket => {
+            let Some(sock) = &cfg.socket else { bail!("the config has no [socket] port: the socket channel is off") };
+            let mut client = hisclient::SocketClient::connect(sock.port, key)
+                .with_context(|| format!("connect to 127.0.0.1:{}", sock.port))?;
+            eprintln!("sent on 127.0.0.1:{}; waiting for the final result", sock.port);
+            client.call(&ins, wait)?
+        }
+    };
     if r.device_id != cfg.pos.device_id {
         bail!("result names device {} but the configured POS is {}", r.device_id, cfg.pos.device_id);
     }
