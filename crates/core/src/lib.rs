@@ -1,7 +1,7 @@
 //! Headless core of HIS Bridge. Nothing here knows about Tauri or any window: the `hisbridge`
 //! command line and the tray app are two front ends over [`bridge::Bridge`].
 
-pub use hisbridge_message::{amount, envelope, his};
+pub use hisbridge_message::{amount, envelope, his, keyfile};
 
 pub mod bridge;
 pub mod config;
@@ -11,6 +11,5 @@ pub mod folders;
 pub mod hisclient;
 pub mod intake;
 pub mod journal;
-pub mod keyfile;
 pub mod pos;
 pub mod socket;

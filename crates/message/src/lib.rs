@@ -6,3 +6,4 @@ pub mod envelope;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod his;
+pub mod keyfile;

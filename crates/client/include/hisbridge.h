@@ -1,0 +1,61 @@
+/*
+ * hisbridge.h: the HIS side of HIS Bridge, for HIS written in C, Delphi, PowerBuilder or C#.
+ * Library: hisbridge_client.dll (Windows) / libhisbridge_client.so (Linux).
+ *
+ * One blocking call per instruction, like a MIS-POS bank DLL. The library encrypts (AES-256-GCM,
+ * HB1 envelope), talks to HIS Bridge on 127.0.0.1:<port>, decrypts the answer and returns the
+ * result JSON of docs/his-interface.md section 3.3. Strings are UTF-8, NUL-terminated.
+ * All functions are thread-safe. 4096 bytes is always enough for `response`.
+ */
+#ifndef HISBRIDGE_H
+#define HISBRIDGE_H
+
+#ifdef _WIN32
+#define HB_API __declspec(dllimport)
+#define HB_CALL __cdecl
+#else
+#define HB_API
+#define HB_CALL
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HB_OK 0                    /* a final result is in response */
+#define HB_PENDING 1               /* no final result within timeout_ms: response holds the last
+                                      state (PROCESSING/UNKNOWN). NOT a failure: never charge again;
+                                      call hisbridge_query later */
+#define HB_ERR_NOT_INITIALISED (-1)
+#define HB_ERR_KEY (-2)            /* key file unreadable or invalid */
+#define HB_ERR_CONNECT (-3)        /* HIS Bridge not listening on 127.0.0.1:port */
+#define HB_ERR_REQUEST (-4)        /* request invalid; response holds {"error_code":..,"error":..} */
+#define HB_ERR_BUFFER (-5)         /* response buffer too small */
+#define HB_ERR_IO (-6)             /* connection broke: query the order */
+#define HB_ERR_ARGUMENT (-7)
+#define HB_ERR_INTERNAL (-8)
+
+/* Once at start: the shared key file (key_id = "...", key = "<base64>") and the socket port. */
+HB_API int HB_CALL hisbridge_init(const char *key_file, int port);
+
+/* An order, refund, query or cancel as JSON, e.g.
+ *   {"type":"order","terminal_id":"W01","order_no":"202611260001","amount":"+12.50"}
+ *   {"type":"order","terminal_id":"W01","order_no":"202611260001","refund_no":"R1","amount":"-3.00"}
+ * ("v" and "sent_at" are added when missing). Waits up to timeout_ms for the final result. */
+HB_API int HB_CALL hisbridge_trans(const char *request_json, char *response, int response_size, int timeout_ms);
+
+/* The order's result (refund_no may be NULL). */
+HB_API int HB_CALL hisbridge_query(const char *terminal_id, const char *order_no, const char *refund_no,
+                                   char *response, int response_size, int timeout_ms);
+
+/* Cancel an order that is not finished; waits for its final result. */
+HB_API int HB_CALL hisbridge_cancel(const char *terminal_id, const char *order_no, const char *refund_no,
+                                    char *response, int response_size, int timeout_ms);
+
+/* A static English description of a return code. */
+HB_API const char *HB_CALL hisbridge_strerror(int code);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
