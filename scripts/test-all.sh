@@ -20,6 +20,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 python3 -c "import cryptography" 2>/dev/null || python3 -m pip install -q cryptography
+if ! command -v javac >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive ${SUDO:-} apt-get install -y -qq default-jdk-headless >/dev/null
+fi
 
 step "format and lints (core)"
 cargo fmt --all -- --check
@@ -37,6 +40,9 @@ grep -q '"status": "REFUNDED"' /tmp/hisbridge-demo.out && echo "demo: ok"
 
 step "test vectors with Python cryptography"
 python3 scripts/check-vectors.py
+
+step "HIS sample clients (Python, Java, C ABI) against a running bridge"
+scripts/samples-test.sh
 
 step "fuzzing: each target for a bounded time"
 scripts/fuzz.sh "${FUZZ_SECS:-20}"

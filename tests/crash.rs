@@ -50,7 +50,7 @@ impl Env {
             &cfg_path,
             format!(
                 "data_dir = {:?}\nterminals = [\"W01\"]\n[pos]\nport = {:?}\ndevice_id = \"POS-0001\"\n\
-                 [intake]\nrescan_ms = 100\nstable_ms = 50\n[timeouts]\nquery_interval_secs = 1\n",
+                 [intake]\nrescan_ms = 100\nstable_ms = 50\n[timeouts]\nquery_interval_secs = 1\nscan_secs = 5\n",
                 dir.path().display().to_string(),
                 sim.port_path()
             ),

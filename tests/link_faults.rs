@@ -111,3 +111,16 @@ fn noisy_line_soak_every_order_exactly_once() {
     }
     h.sim.faults.noise_permille.store(0, Ordering::SeqCst);
 }
+
+#[test]
+fn a_result_the_pos_never_sends_is_found_by_polling() {
+    // The wallet takes the money; the POS never sends RESULT. The bridge asks while it waits.
+    let h = Harness::with(
+        SimConfig { script: [Outcome::Silent].into(), ..SimConfig::default() },
+        "[timeouts]\nquery_interval_secs = 1\n",
+    );
+    let r = h.pay("F0009", "+3.00");
+    assert_eq!(r.status, Status::Success);
+    assert_eq!(r.pay_order_no, h.sim.ledger().get("F0009.1").unwrap().pay_order_no);
+    one_charge(&h, "F0009");
+}

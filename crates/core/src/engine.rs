@@ -60,6 +60,15 @@ struct Active {
     deadline: Instant,
     /// Who asked for the cancel: the bridge's timeout (true) or the HIS (false).
     cancel_by_timeout: bool,
+    /// When the POS was last asked about this transaction: while waiting, a QUERY goes out every
+    /// `query_interval`, so a lost RESULT costs seconds, not the whole deadline.
+    polled_at: Instant,
+}
+
+impl Active {
+    fn next_poll(&self, interval: Duration) -> Option<Instant> {
+        (self.phase != Phase::Querying).then(|| self.polled_at + interval)
+    }
 }
 
 pub struct Engine {
@@ -133,6 +142,9 @@ impl Engine {
         let mut d = self.next_housekeeping;
         if let Some(a) = &self.active {
             d = d.min(a.deadline);
+            if let Some(p) = a.next_poll(self.s.timeouts.query_interval) {
+                d = d.min(p);
+            }
         }
         d
     }
@@ -413,6 +425,7 @@ impl Engine {
                         phase: Phase::Querying,
                         deadline: now + QUERY_TIMEOUT,
                         cancel_by_timeout: false,
+                        polled_at: Instant::now(),
                     });
                 }
             }
@@ -449,6 +462,7 @@ impl Engine {
                     phase: Phase::Sent,
                     deadline: Instant::now() + self.s.timeouts.scan,
                     cancel_by_timeout: false,
+                    polled_at: Instant::now(),
                 });
                 self.deliver(&row);
             }
@@ -478,6 +492,7 @@ impl Engine {
                     phase: Phase::Cancelling,
                     deadline: Instant::now() + self.s.timeouts.cancel,
                     cancel_by_timeout: by_timeout,
+                    polled_at: Instant::now(),
                 });
             }
             Err(e) => {
@@ -494,10 +509,16 @@ impl Engine {
         if now >= self.next_housekeeping {
             self.housekeeping();
         }
-        let Some(a) = self.active.as_ref() else {
+        let Some(a) = self.active.as_mut() else {
             return Ok(());
         };
         if now < a.deadline {
+            if a.next_poll(self.s.timeouts.query_interval).is_some_and(|p| now >= p) {
+                a.polled_at = now;
+                let reference = a.pos_ref.clone();
+                // The answer arrives as a RESULT; a lost QUERY is simply asked again.
+                let _ = self.pos.request(Request::Query { reference }).await;
+            }
             return Ok(());
         }
         let (id, phase) = (a.id, a.phase);
@@ -651,6 +672,7 @@ impl Engine {
                     phase: Phase::Querying,
                     deadline: Instant::now() + QUERY_TIMEOUT,
                     cancel_by_timeout: false,
+                    polled_at: Instant::now(),
                 });
                 return Ok(());
             }
@@ -666,6 +688,10 @@ impl Engine {
             }
             TxnStatus::Reversed => (State::Reversed, None),
             TxnStatus::NotFound => (State::Failed, Some(ErrorCode::PosNotReceived)),
+            TxnStatus::InProgress if is_active && !answers_query => {
+                // The answer to a poll while waiting: still running, nothing changes.
+                return Ok(());
+            }
             TxnStatus::InProgress => {
                 // A query found it still running: follow it as the active transaction.
                 let phase = if row.state == State::Cancelling { Phase::Cancelling } else { Phase::Paying };
@@ -677,6 +703,7 @@ impl Engine {
                     deadline: Instant::now()
                         + if phase == Phase::Cancelling { self.s.timeouts.cancel } else { self.s.timeouts.password },
                     cancel_by_timeout: false,
+                    polled_at: Instant::now(),
                 });
                 if row.state != State::Paying && phase == Phase::Paying {
                     let row = self.journal.transition(
