@@ -3,25 +3,26 @@
 # Installs what it needs (apt packages for the Tauri app, Python's cryptography), then runs:
 #   1. formatting and lints;  2. the core's unit and end-to-end tests;  3. the demo;
 #   4. the published vectors against an independent AES-GCM;  5. fuzzing (nightly, cargo-fuzz);
-#   6. the tray app under Xvfb.
+#   6. the Windows client DLL;  7. the tray app under Xvfb.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
 step() { printf '\n==== %s ====\n' "$*"; }
 
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
 apt_need=(libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev pkg-config xvfb xauth)
 missing=()
 for p in "${apt_need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   step "installing ${missing[*]}"
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 python3 -c "import cryptography" 2>/dev/null || python3 -m pip install -q cryptography
 if ! command -v javac >/dev/null 2>&1; then
-  DEBIAN_FRONTEND=noninteractive ${SUDO:-} apt-get install -y -qq default-jdk-headless >/dev/null
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq default-jdk-headless >/dev/null
 fi
 
 step "format and lints (core)"
@@ -46,6 +47,14 @@ scripts/samples-test.sh
 
 step "fuzzing: each target for a bounded time"
 scripts/fuzz.sh "${FUZZ_SECS:-20}"
+
+step "Windows build of the HIS client library (hisbridge_client.dll)"
+scripts/build-windows.sh
+for f in hisbridge_init hisbridge_trans hisbridge_query hisbridge_cancel hisbridge_strerror; do
+  x86_64-w64-mingw32-objdump -p target-windows/x86_64-pc-windows-gnu/release/hisbridge_client.dll | grep -q " $f\$" \
+    || { echo "hisbridge_client.dll does not export $f"; exit 1; }
+done
+echo "hisbridge_client.dll exports the C ABI"
 
 step "tray app: lints, build, smoke test under Xvfb"
 cargo clippy -p hisbridge-tray --all-targets -- -D warnings

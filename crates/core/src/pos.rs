@@ -83,7 +83,7 @@ impl PosHandle {
     }
 }
 
-/// Starts the driver on the current tokio runtime.
+/// Starts the driver on its own thread.
 pub fn spawn(cfg: PosConfig) -> (PosHandle, mpsc::UnboundedReceiver<PosEvent>) {
     let (req_tx, req_rx) = mpsc::unbounded_channel();
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
@@ -95,7 +95,15 @@ pub fn spawn(cfg: PosConfig) -> (PosHandle, mpsc::UnboundedReceiver<PosEvent>) {
         model: None,
         last_heard: None,
     });
-    tokio::spawn(drive(cfg, req_rx, ev_tx, st_tx));
+    // The driver gets a thread and a runtime of its own: the engine's synchronous disk writes
+    // (journal commits, fsync) must never delay ACKs and heartbeats on the line.
+    std::thread::Builder::new()
+        .name("pos-driver".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("driver runtime");
+            rt.block_on(drive(cfg, req_rx, ev_tx, st_tx));
+        })
+        .expect("spawn the POS driver thread");
     (PosHandle { requests: req_tx, status: st_rx }, ev_rx)
 }
 
@@ -199,7 +207,9 @@ async fn run_port(
     loop {
         // Write what the session wants on the wire, then report its events.
         while let Some(out) = session.poll_transmit() {
-            if let Err(e) = port.write_all(&out).and_then(|_| port.flush()) {
+            // No flush: on a tty it is tcdrain, which waits for the far end to read and would
+            // hold up this task; the kernel sends what was written.
+            if let Err(e) = port.write_all(&out) {
                 return Some(format!("write failed: {e}"));
             }
         }
@@ -215,6 +225,8 @@ async fn run_port(
         }
         let deadline = tokio::time::Instant::from_std(session.poll_timeout());
         tokio::select! {
+            // Input first: bytes that arrived are seen before any time-out is judged.
+            biased;
             b = bytes_rx.recv() => match b {
                 Some(Ok(bytes)) => {
                     session.handle_input(&bytes, Instant::now());
@@ -230,7 +242,16 @@ async fn run_port(
                 }
                 None => return None,
             },
-            _ = tokio::time::sleep_until(deadline) => session.handle_timeout(Instant::now()),
+            _ = tokio::time::sleep_until(deadline) => {
+                // Anything read meanwhile counts before silence is declared.
+                while let Ok(b) = bytes_rx.try_recv() {
+                    match b {
+                        Ok(bytes) => session.handle_input(&bytes, Instant::now()),
+                        Err(e) => return Some(format!("read failed: {e}")),
+                    }
+                }
+                session.handle_timeout(Instant::now())
+            }
         }
     }
 }

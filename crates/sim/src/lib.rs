@@ -567,13 +567,12 @@ pub fn serve<P: Read + Write>(port: &mut P, mut pos: Pos, faults: Faults, stop: 
             for _ in 0..copies {
                 if !is_ack && out.len() > 2 && take(&faults.split_frames) {
                     let (a, b) = out.split_at(out.len() / 2);
-                    let _ = port.write_all(a).and_then(|_| port.flush());
+                    let _ = port.write_all(a);
                     std::thread::sleep(Duration::from_millis(faults.split_gap_ms.load(Ordering::Relaxed) as u64));
                     let _ = port.write_all(b);
                 } else {
                     let _ = port.write_all(&out);
                 }
-                let _ = port.flush();
             }
         }
     }

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Windows builds made here (x86_64-pc-windows-gnu) with Debian's Rust and its std sources
+# (-Zbuild-std), linked by mingw-w64. Output: target-windows/x86_64-pc-windows-gnu/release/.
+#   scripts/build-windows.sh            the HIS client library hisbridge_client.dll
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+need=(rustc-web cargo-web rust-web-src gcc-mingw-w64-x86-64)
+missing=()
+for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+export CARGO_TARGET_DIR="$top/target-windows"
+export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
+export RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc
+/usr/bin/cargo build --release --locked -Zbuild-std=std,panic_unwind --target x86_64-pc-windows-gnu -p hisbridge-client
+out="$CARGO_TARGET_DIR/x86_64-pc-windows-gnu/release"
+x86_64-w64-mingw32-strip "$out/hisbridge_client.dll"
+cp crates/client/include/hisbridge.h "$out/"
+ls -l "$out/hisbridge_client.dll"
