@@ -526,6 +526,25 @@ fn chance(permille: u32) -> bool {
     permille > 0 && rand::random::<u32>() % 1000 < permille
 }
 
+/// Writes all of `bytes` on a port that may be non-blocking; gives up only on a real error.
+fn write_fully<P: Write>(port: &mut P, mut bytes: &[u8]) {
+    let start = Instant::now();
+    while !bytes.is_empty() && start.elapsed() < Duration::from_secs(2) {
+        match port.write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted
+                ) =>
+            {
+                std::thread::sleep(Duration::from_millis(1))
+            }
+            Err(_) => return,
+        }
+    }
+}
+
 /// Runs the simulator on an open port until `stop` is set.
 pub fn serve<P: Read + Write>(port: &mut P, mut pos: Pos, faults: Faults, stop: &AtomicBool) {
     let mut buf = [0u8; 512];
@@ -542,7 +561,9 @@ pub fn serve<P: Read + Write>(port: &mut P, mut pos: Pos, faults: Faults, stop: 
                 }
             }
             Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut || e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            // Readiness without data (seen on pty masters): wait a little instead of spinning.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(1)),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             // EIO on a pty master while nobody holds the other end: wait for the bridge.
             Err(_) => std::thread::sleep(Duration::from_millis(20)),
@@ -567,11 +588,11 @@ pub fn serve<P: Read + Write>(port: &mut P, mut pos: Pos, faults: Faults, stop: 
             for _ in 0..copies {
                 if !is_ack && out.len() > 2 && take(&faults.split_frames) {
                     let (a, b) = out.split_at(out.len() / 2);
-                    let _ = port.write_all(a);
+                    write_fully(port, a);
                     std::thread::sleep(Duration::from_millis(faults.split_gap_ms.load(Ordering::Relaxed) as u64));
-                    let _ = port.write_all(b);
+                    write_fully(port, b);
                 } else {
-                    let _ = port.write_all(&out);
+                    write_fully(port, &out);
                 }
             }
         }
@@ -613,6 +634,20 @@ pub fn spawn_on_pty(cfg: SimConfig) -> std::io::Result<SimHandle> {
     let (mut master, slave) = serialport::TTYPort::pair().map_err(std::io::Error::other)?;
     use serialport::SerialPort;
     master.set_timeout(Duration::from_millis(5)).map_err(std::io::Error::other)?;
+    // Non-blocking: a pty master can report POLLIN and then block in read() until the far end
+    // writes again, which would stall this single thread's ACKs and events for seconds.
+    {
+        use std::os::fd::AsRawFd;
+        let fd = master.as_raw_fd();
+        // SAFETY: plain fcntl on a descriptor this function owns.
+        let ok = unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) == 0
+        };
+        if !ok {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
     let path = slave.name().unwrap_or_default();
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let faults = Faults::default();
