@@ -74,12 +74,21 @@ public class HisBridgeClient {
         return b.append('}').toString();
     }
 
-    /** Drop folder: temp name, rename, poll for the final result, then remove it. */
-    String callFolder(Path inbox, Path outbox, String json) throws Exception {
+    /** Drop folder: write under a temp name, rename into place; returns the file stem. */
+    String sendFolder(Path inbox, String json) throws Exception {
         String stem = field(json, "order_no") + "-" + System.nanoTime();
         Path tmp = inbox.resolve(stem + ".ord.tmp");
         Files.writeString(tmp, seal("ORD", json), StandardCharsets.US_ASCII);
         Files.move(tmp, inbox.resolve(stem + ".ord"), StandardCopyOption.ATOMIC_MOVE);
+        return stem;
+    }
+
+    String callFolder(Path inbox, Path outbox, String json) throws Exception {
+        return waitFolder(outbox, sendFolder(inbox, json));
+    }
+
+    /** Poll for the final result, then remove the file (it is the HIS's once final). */
+    String waitFolder(Path outbox, String stem) throws Exception {
         Path res = outbox.resolve(stem + ".res");
         for (long end = System.currentTimeMillis() + 60_000; System.currentTimeMillis() < end; Thread.sleep(200)) {
             if (Files.exists(res)) {
@@ -151,7 +160,26 @@ public class HisBridgeClient {
                 check("SUCCESS".equals(field(r, "status")), r);
                 r = call.apply(instruction("order", "W01", order + "X", "+1.91", null));
                 check("FAILED".equals(field(r, "status")) && "E_PAYMENT_DECLINED".equals(field(r, "error_code")), r);
-                System.out.println("java " + ch + ": pay, refund, query, cancel, declined: ok");
+                // The patient walks away (.94: never scans); the cashier cancels the running payment.
+                String away = instruction("order", "W01", order + "W", "+5.94", null);
+                if (ch.equals("folder")) {
+                    String stem = c.sendFolder(in, away);
+                    Thread.sleep(500);
+                    r = call.apply(instruction("cancel", "W01", order + "W", null, null));
+                    check("CANCELLED".equals(field(r, "status")), r);
+                    r = c.waitFolder(out, stem);
+                } else {
+                    final String[] got = new String[1];
+                    Thread t = new Thread(() -> got[0] = call.apply(away));
+                    t.start();
+                    Thread.sleep(500);
+                    r = call.apply(instruction("cancel", "W01", order + "W", null, null));
+                    check("CANCELLED".equals(field(r, "status")), r);
+                    t.join();
+                    r = got[0];
+                }
+                check("CANCELLED".equals(field(r, "status")) && "E_CANCELLED".equals(field(r, "error_code")), r);
+                System.out.println("java " + ch + ": pay, refund, query, cancel (finished and running), declined: ok");
             }
             return;
         }

@@ -52,12 +52,18 @@ class FolderClient:
         self.key_id, self.key = load_key(key_file)
         self.inbox, self.outbox = inbox, outbox
 
-    def call(self, msg, timeout=60):
+    def send(self, msg):
         stem = json.loads(msg)["order_no"] + "-" + datetime.datetime.now().strftime("%Y%m%d%H%M%S%f")
         tmp = os.path.join(self.inbox, stem + ".ord.tmp")
         with open(tmp, "w", encoding="ascii") as f:          # temp name, then rename
             f.write(seal(self.key, self.key_id, "ORD", msg))
         os.replace(tmp, os.path.join(self.inbox, stem + ".ord"))
+        return stem
+
+    def call(self, msg, timeout=60):
+        return self.wait(self.send(msg), timeout)
+
+    def wait(self, stem, timeout=60):
         res = os.path.join(self.outbox, stem + ".res")
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -76,10 +82,16 @@ class SocketClient:
         self.sock = socket.create_connection(("127.0.0.1", port))
         self.file = self.sock.makefile("rwb")
 
-    def call(self, msg, timeout=60):
-        want = json.loads(msg)
+    def send(self, msg):
         self.file.write(seal(self.key, self.key_id, "ORD", msg).encode("ascii") + b"\n")
         self.file.flush()
+        return msg
+
+    def call(self, msg, timeout=60):
+        return self.wait(self.send(msg), timeout)
+
+    def wait(self, msg, timeout=60):
+        want = json.loads(msg)
         self.sock.settimeout(timeout)
         for line in self.file:                              # PROCESSING ... then final
             result = json.loads(open_(self.key, self.key_id, "RES", line.decode("ascii")))
@@ -118,7 +130,15 @@ def selftest(key_file, inbox, outbox, port):
         assert r["status"] == "SUCCESS", r                   # finished: cancel changes nothing
         r = c.call(instruction("order", "W01", order + "X", "+1.91"))
         assert r["status"] == "FAILED" and r["error_code"] == "E_PAYMENT_DECLINED", r
-        print(f"python {name}: pay, refund, query, cancel, declined: ok")
+        # The patient walks away (.94: never scans); the cashier cancels the running payment.
+        pending = c.send(instruction("order", "W01", order + "W", "+5.94"))
+        time.sleep(0.5)
+        canceller = SocketClient(key_file, port) if name == "socket" else c
+        r = canceller.call(instruction("cancel", "W01", order + "W"))
+        assert r["status"] == "CANCELLED", r
+        r = c.wait(pending)
+        assert r["status"] == "CANCELLED" and r["error_code"] == "E_CANCELLED", r
+        print(f"python {name}: pay, refund, query, cancel (finished and running), declined: ok")
 
 
 if __name__ == "__main__":
