@@ -104,6 +104,8 @@ pub struct LedgerEntry {
     pub pay_order_no: Option<String>,
     pub original: Option<String>,
     pub time: String,
+    /// Why a FAILED transaction failed: the wallet's code and message.
+    pub failure: Option<(&'static str, &'static str)>,
 }
 
 /// The wallet's book: what was really charged and refunded.
@@ -216,23 +218,9 @@ impl Pos {
             pay_order_no: e.pay_order_no.clone(),
             amount_fen: Some(e.amount_fen),
             time: Some(e.time.clone()),
-            code: match e.status {
-                "FAILED" => Some(self.fail_code(e).0.into()),
-                _ => None,
-            },
-            message: match e.status {
-                "FAILED" => Some(self.fail_code(e).1.into()),
-                _ => None,
-            },
+            code: e.failure.map(|f| f.0.to_string()),
+            message: e.failure.map(|f| f.1.to_string()),
         })
-    }
-
-    fn fail_code(&self, e: &LedgerEntry) -> (&'static str, &'static str) {
-        match e.pay_order_no.as_deref() {
-            Some("NOTENOUGH") => ("NOTENOUGH", "余额不足"),
-            Some("REFUND_EXCEEDS") => ("REFUND_EXCEEDS", "退款金额超过可退金额"),
-            _ => ("AUTH_CODE_INVALID", "付款码无效，请患者刷新付款码"),
-        }
     }
 
     fn set_status(&mut self, reference: &str, status: TxnStatus, channel: Option<Channel>) -> Option<LedgerEntry> {
@@ -252,9 +240,6 @@ impl Pos {
                     _ => format!("4200{}{:016}", chrono::Local::now().format("%Y%m%d"), n),
                 });
             }
-        }
-        if status == TxnStatus::Failed && e.pay_order_no.is_none() {
-            e.pay_order_no = None;
         }
         let out = e.clone();
         drop(l);
@@ -322,6 +307,7 @@ impl Pos {
                         pay_order_no: None,
                         original: None,
                         time: chrono::Local::now().format("%Y%m%d%H%M%S").to_string(),
+                        failure: None,
                     },
                 );
                 self.save();
@@ -341,10 +327,11 @@ impl Pos {
                 let refunded: u64 =
                     l.refunds().iter().filter(|r| r.original.as_deref() == Some(&original)).map(|r| r.amount_fen).sum();
                 drop(l);
-                let (status, channel, note) = match paid {
+                const EXCEEDS: (&str, &str) = ("REFUND_EXCEEDS", "退款金额超过可退金额");
+                let (status, channel, failure) = match paid {
                     Some((amt, ch)) if refunded + amount_fen <= amt => (TxnStatus::Refunded, ch, None),
-                    Some((_, ch)) => (TxnStatus::Failed, ch, Some("REFUND_EXCEEDS".to_string())),
-                    None => (TxnStatus::Failed, None, Some("REFUND_EXCEEDS".to_string())),
+                    Some((_, ch)) => (TxnStatus::Failed, ch, Some(EXCEEDS)),
+                    None => (TxnStatus::Failed, None, Some(EXCEEDS)),
                 };
                 let n = {
                     let mut l = self.ledger.lock().expect("ledger");
@@ -357,10 +344,12 @@ impl Pos {
                     amount_fen,
                     status: status_str(status),
                     channel,
-                    pay_order_no: note
-                        .or_else(|| Some(format!("5030{}{:012}", chrono::Local::now().format("%Y%m%d"), n))),
+                    pay_order_no: failure
+                        .is_none()
+                        .then(|| format!("5030{}{:012}", chrono::Local::now().format("%Y%m%d"), n)),
                     original: Some(original),
                     time: chrono::Local::now().format("%Y%m%d%H%M%S").to_string(),
+                    failure,
                 };
                 self.ledger.lock().expect("ledger").entries.insert(reference, entry.clone());
                 self.save();
@@ -370,17 +359,7 @@ impl Pos {
             Request::Cancel { reference } => {
                 let e = self.ledger.lock().expect("ledger").get(&reference).cloned();
                 let r = match e {
-                    None => Reply::Result(TxnResult {
-                        reference: reference.clone(),
-                        kind: TxnKind::Sale,
-                        status: TxnStatus::NotFound,
-                        channel: None,
-                        pay_order_no: None,
-                        amount_fen: None,
-                        time: None,
-                        code: None,
-                        message: None,
-                    }),
+                    None => not_found(&reference),
                     Some(e) if e.status == "IN_PROGRESS" => {
                         let e = self.set_status(&reference, TxnStatus::Cancelled, None).expect("exists");
                         self.result_of(&e)
@@ -401,17 +380,7 @@ impl Pos {
                 let e = self.ledger.lock().expect("ledger").get(&reference).cloned();
                 let r = match e {
                     Some(e) => self.result_of(&e),
-                    None => Reply::Result(TxnResult {
-                        reference,
-                        kind: TxnKind::Sale,
-                        status: TxnStatus::NotFound,
-                        channel: None,
-                        pay_order_no: None,
-                        amount_fen: None,
-                        time: None,
-                        code: None,
-                        message: None,
-                    }),
+                    None => not_found(&reference),
                 };
                 self.reply(r, now);
             }
@@ -454,17 +423,16 @@ impl Pos {
             }
             (Outcome::Declined | Outcome::InsufficientFunds, _) => {
                 self.current = None;
-                if outcome == Outcome::InsufficientFunds {
-                    if let Some(e) = self.ledger.lock().expect("ledger").entries.get_mut(&reference) {
-                        e.pay_order_no = Some("NOTENOUGH".into());
-                    }
+                let failure = if outcome == Outcome::InsufficientFunds {
+                    ("NOTENOUGH", "余额不足")
+                } else {
+                    ("AUTH_CODE_INVALID", "付款码无效，请患者刷新付款码")
+                };
+                if let Some(e) = self.ledger.lock().expect("ledger").entries.get_mut(&reference) {
+                    e.failure = Some(failure);
                 }
-                let mut e = self.set_status(&reference, TxnStatus::Failed, None).expect("exists");
+                let e = self.set_status(&reference, TxnStatus::Failed, None).expect("exists");
                 let r = self.result_of(&e);
-                e.pay_order_no = None;
-                if let Some(le) = self.ledger.lock().expect("ledger").entries.get_mut(&reference) {
-                    le.pay_order_no = None;
-                }
                 self.reply(r, now);
             }
             (Outcome::NoScan, _) | (Outcome::PayingForever, false) => {}
@@ -524,6 +492,21 @@ fn take(c: &AtomicU32) -> bool {
 
 fn chance(permille: u32) -> bool {
     permille > 0 && rand::random::<u32>() % 1000 < permille
+}
+
+/// The answer for a reference the POS has no transaction for.
+fn not_found(reference: &str) -> Reply {
+    Reply::Result(TxnResult {
+        reference: reference.to_string(),
+        kind: TxnKind::Sale,
+        status: TxnStatus::NotFound,
+        channel: None,
+        pay_order_no: None,
+        amount_fen: None,
+        time: None,
+        code: None,
+        message: None,
+    })
 }
 
 /// Writes all of `bytes` on a port that may be non-blocking; gives up only on a real error.
