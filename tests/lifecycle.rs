@@ -54,7 +54,7 @@ fn his_cancels_a_queued_order_that_never_reaches_the_pos() {
 fn query_returns_the_current_then_the_final_result() {
     let sim = SimConfig {
         script: [Outcome::PayingThenPaid(hisbridge_protocol::Channel::Alipay)].into(),
-        paying_delay: Duration::from_millis(1500),
+        paying_delay: Duration::from_millis(3000),
         ..SimConfig::default()
     };
     let h = Harness::with(sim, "");

@@ -56,7 +56,7 @@ fn wrong_device_gets_no_money_command() {
 fn silent_pos_mid_payment_leaves_unknown_then_query_resolves() {
     let sim = SimConfig {
         script: [Outcome::PayingThenPaid(hisbridge_protocol::Channel::Wechat)].into(),
-        paying_delay: Duration::from_millis(300),
+        paying_delay: Duration::from_millis(3000),
         ..SimConfig::default()
     };
     let h = Harness::with(sim, "");

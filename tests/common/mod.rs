@@ -132,8 +132,9 @@ impl Harness {
         }
     }
 
+    /// Files in the error folder (not the temp files of a write in progress).
     pub fn error_files(&self) -> Vec<String> {
-        list(&self.cfg.folders.error)
+        list(&self.cfg.folders.error).into_iter().filter(|n| !n.starts_with('.')).collect()
     }
     pub fn archived(&self) -> Vec<String> {
         let mut out = Vec::new();

@@ -478,10 +478,12 @@ impl Engine {
     async fn send_cancel(&mut self, row: &OrderRow, by_timeout: bool) -> Result<(), JournalError> {
         let pos_ref = row.pos_ref.clone().unwrap_or_default();
         let detail = if by_timeout { "timeout: cancelling on POS" } else { "cancel requested by HIS" };
+        // Why it is cancelled is journaled with the state, so it survives a lost link or a restart.
+        let why = if by_timeout { ErrorCode::Timeout } else { ErrorCode::Cancelled };
         let row = self.journal.transition(
             row.id,
             State::Cancelling,
-            &Update { detail: Some(detail), ..Default::default() },
+            &Update { detail: Some(detail), error_code: Some(why.as_str()), ..Default::default() },
         )?;
         match self.pos.request(Request::Cancel { reference: pos_ref.clone() }).await {
             Ok(()) => {
@@ -678,13 +680,25 @@ impl Engine {
             }
             return self.set_unknown(&row, "refund result awaiting confirmation");
         }
+        if row.state == State::Cancelling && r.status == TxnStatus::Paid && !answers_query {
+            // The sale's own RESULT crossed our CANCEL: what counts is the cancel's outcome
+            // (REVERSED when the money went back), or a query after it.
+            info!("PAID arrived while cancelling; waiting for the cancel's outcome");
+            return Ok(());
+        }
         let channel = r.channel.map(|c| c.as_str());
         let (state, code) = match r.status {
             TxnStatus::Paid => (State::Success, None),
             TxnStatus::Refunded => (State::Refunded, None),
             TxnStatus::Failed => (State::Failed, Some(ErrorCode::Declined)),
             TxnStatus::Cancelled => {
-                (State::Cancelled, Some(if cancel_by_timeout { ErrorCode::Timeout } else { ErrorCode::Cancelled }))
+                let journaled = row.error_code.as_deref().and_then(ErrorCode::parse);
+                let why = match journaled {
+                    Some(c @ (ErrorCode::Timeout | ErrorCode::Cancelled)) => c,
+                    _ if cancel_by_timeout => ErrorCode::Timeout,
+                    _ => ErrorCode::Cancelled,
+                };
+                (State::Cancelled, Some(why))
             }
             TxnStatus::Reversed => (State::Reversed, None),
             TxnStatus::NotFound => (State::Failed, Some(ErrorCode::PosNotReceived)),
@@ -751,7 +765,12 @@ impl Engine {
             State::Cancelled => Status::Cancelled,
             State::Reversed => Status::Reversed,
         };
-        let code = row.error_code.as_deref().and_then(ErrorCode::parse);
+        // Error fields belong to final results (and UNKNOWN); a cancel in progress is PROCESSING.
+        let code = row
+            .error_code
+            .as_deref()
+            .and_then(ErrorCode::parse)
+            .filter(|_| status.is_final() && !matches!(status, Status::Success | Status::Refunded));
         let (zh, en) = match (status, code) {
             (Status::Unknown, _) => (
                 Some("支付结果未知，系统正在向POS查询，请勿重复收费".to_string()),
