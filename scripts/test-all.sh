@@ -30,6 +30,10 @@ cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 
 step "core tests"
+cargo test --no-run -q
+# Let the build's disk writes settle: the tests fsync their journals, and a disk still busy
+# writing back gigabytes of build output can stall an fsync for many seconds.
+sync
 cargo test -- --skip crash_at_every_step
 
 step "crash test (SIGKILL at every step and at random moments)"

@@ -15,7 +15,7 @@ use hisbridge_core::his::{Instruction, InstructionKind, ResultMessage, Status};
 use hisbridge_core::{amount::Amount, hisclient, keyfile};
 use hisbridge_sim::{SimConfig, SimHandle};
 
-const WAIT: Duration = Duration::from_secs(60);
+const WAIT: Duration = Duration::from_secs(120);
 
 struct Env {
     dir: tempfile::TempDir,

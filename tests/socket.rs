@@ -28,7 +28,7 @@ fn ask(kind: InstructionKind, order_no: &str) -> Instruction {
     Instruction { kind, amount: None, ..Harness::order("W01", order_no, "+1.00", None) }
 }
 
-const T: Duration = Duration::from_secs(30);
+const T: Duration = Duration::from_secs(120);
 
 #[test]
 fn pay_refund_query_and_cancel_over_the_socket() {

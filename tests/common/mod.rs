@@ -14,7 +14,7 @@ use hisbridge_core::{hisclient, keyfile};
 use hisbridge_sim::{SimConfig, SimHandle};
 
 pub const DEVICE: &str = "POS-0001";
-pub const WAIT: Duration = Duration::from_secs(30);
+pub const WAIT: Duration = Duration::from_secs(120);
 
 pub struct Harness {
     pub dir: tempfile::TempDir,
