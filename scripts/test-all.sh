@@ -54,9 +54,9 @@ scripts/fuzz.sh "${FUZZ_SECS:-20}"
 
 step "Windows build of the HIS client library (hisbridge_client.dll)"
 scripts/build-windows.sh
+exports=$(x86_64-w64-mingw32-objdump -p target-windows/x86_64-pc-windows-gnu/release/hisbridge_client.dll)
 for f in hisbridge_init hisbridge_trans hisbridge_query hisbridge_cancel hisbridge_strerror; do
-  x86_64-w64-mingw32-objdump -p target-windows/x86_64-pc-windows-gnu/release/hisbridge_client.dll | grep -q " $f\$" \
-    || { echo "hisbridge_client.dll does not export $f"; exit 1; }
+  grep -q " $f\$" <<<"$exports" || { echo "hisbridge_client.dll does not export $f"; exit 1; }
 done
 echo "hisbridge_client.dll exports the C ABI"
 
