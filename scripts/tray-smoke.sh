@@ -7,7 +7,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 bin=${CARGO_TARGET_DIR:-$top/target}/debug
 D=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$D"; }
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$D" 2>/dev/null || true; }
 trap cleanup EXIT
 
 "$bin/hisbridge" sim-pos --link "$D/pos" > "$D/sim.log" 2>&1 &
