@@ -2,6 +2,7 @@
 
 mod check;
 mod demo;
+mod report;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -39,6 +40,10 @@ enum Cmd {
         #[command(subcommand)]
         cmd: HisCmd,
     },
+    /// The day's reconciliation: totals by channel and terminal, open items, the POS's totals;
+    /// writes the HIS file and the finance CSV, matches a WeChat Pay / Alipay / POS statement.
+    /// Exits with status 3 when the statement shows differences.
+    Report(report::ReportArgs),
     /// Generate a new shared AES-256 key file.
     Keygen {
         /// Key id written into every envelope (1-32 of A-Z a-z 0-9 _ -).
@@ -118,6 +123,12 @@ enum HisCmd {
         #[command(flatten)]
         c: HisCommon,
     },
+    /// Decrypt a file the bridge wrote for the HIS (a result or a reconciliation file) and print it.
+    Open {
+        #[arg(long, short)]
+        config: PathBuf,
+        file: PathBuf,
+    },
     /// Check instruction files written by an HIS and explain exactly what is wrong with each.
     Check {
         #[arg(long, short)]
@@ -141,6 +152,7 @@ fn main() -> Result<()> {
         Cmd::Demo => demo::run(),
         Cmd::SimPos(a) => sim_pos(a),
         Cmd::His { cmd } => his(cmd),
+        Cmd::Report(a) => report::run(a),
         Cmd::Keygen { id, out } => {
             let key = Key::generate(&id).context("key id")?;
             keyfile::write_new(&out, &key)?;
@@ -218,6 +230,21 @@ fn sim_on_pty(_: hisbridge_sim::SimConfig, _: Option<PathBuf>) -> Result<()> {
 fn his(cmd: HisCmd) -> Result<()> {
     let (c, kind, amount, description) = match cmd {
         HisCmd::Check { config, files } => return check::run(&config, &files),
+        HisCmd::Open { config, file } => {
+            let cfg = Config::load(&config)?;
+            let key = keyfile::load(&cfg.key_file)?;
+            let bytes = std::fs::read(&file).with_context(|| format!("read {}", file.display()))?;
+            let plain = key
+                .open(hisbridge_core::envelope::Direction::ToHis, &bytes)
+                .or_else(|e| match e {
+                    hisbridge_core::envelope::EnvelopeError::TooLarge => key.open_report(&bytes),
+                    e => Err(e),
+                })
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let v: serde_json::Value = serde_json::from_slice(&plain).context("the plaintext is not JSON")?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            return Ok(());
+        }
         HisCmd::Send { c, amount, description } => {
             let a = Amount::parse(&amount).map_err(|e| anyhow::anyhow!("--amount {amount:?}: {e}"))?;
             (c, InstructionKind::Order, Some(a), description)

@@ -101,3 +101,40 @@ fn his_send_over_either_channel() {
     assert!(!ok && out.contains("--amount"), "{out}");
     assert_eq!(h.sim.ledger().charged().len(), 2);
 }
+
+#[test]
+fn report_prints_the_day_writes_its_files_and_matches_a_statement() {
+    let h = Harness::new();
+    assert_eq!(h.pay("C1", "+12.30").channel.as_deref(), Some("WECHAT"));
+    assert_eq!(h.pay("C2", "+8.60").channel.as_deref(), Some("ALIPAY"));
+    let cfg = h.dir.path().join("hisbridge.toml");
+    let cfg = cfg.to_str().unwrap();
+    let today = chrono::Local::now().format("%Y-%m-%d").to_string();
+    let (ok, out) = hisbridge(&["report", "-c", cfg, "--date", &today, "--write"]);
+    assert!(ok, "{out}");
+    let wechat = out.lines().find(|l| l.starts_with("WECHAT")).unwrap_or_else(|| panic!("{out}"));
+    assert!(wechat.contains("12.30"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("ALL") && l.contains("20.90")), "{out}");
+    let file = h.cfg.reconciliation.folder.join(format!("RECON-{}.res", today.replace('-', "")));
+    assert!(file.exists(), "{out}");
+    let (ok, out) = hisbridge(&["his", "open", "-c", cfg, file.to_str().unwrap()]);
+    assert!(ok && out.contains("\"kind\": \"reconciliation\""), "{out}");
+
+    // A POS settlement export with a payment the journal never saw: exit status 3, named.
+    let pos_day = today.replace('-', "");
+    let mut csv = h.sim.ledger().settlement_csv(&pos_day);
+    csv.push_str(&format!("{pos_day}120000,HAND-9,SALE,PAID,WECHAT,4200HAND9,,500\n"));
+    let stmt = h.dir.path().join("settlement.csv");
+    std::fs::write(&stmt, csv).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hisbridge"))
+        .args(["report", "-c", cfg, "--date", &today, "--statement", stmt.to_str().unwrap(), "--source", "pos"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(text.contains("missing_in_journal") && text.contains("HAND-9"), "{text}");
+    assert!(text.contains("2 matched"), "{text}");
+
+    let (ok, out) = hisbridge(&["report", "-c", cfg, "--date", "2026-02-30"]);
+    assert!(!ok && out.contains("YYYY-MM-DD"), "{out}");
+}

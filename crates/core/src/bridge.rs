@@ -7,7 +7,7 @@ use hisbridge_protocol::SessionConfig;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::config::Config;
-use crate::engine::{Engine, EngineSettings, Notice};
+use crate::engine::{Control, Engine, EngineSettings, Notice};
 use crate::envelope::Key;
 use crate::intake::Inbox;
 use crate::journal::Journal;
@@ -27,6 +27,7 @@ pub enum StartError {
 pub struct Bridge {
     pub pos: PosHandle,
     pub notices: broadcast::Sender<Notice>,
+    pub control: mpsc::Sender<Control>,
     pub engine: tokio::task::JoinHandle<()>,
 }
 
@@ -61,11 +62,21 @@ impl Bridge {
             pos.clone(),
             notices.clone(),
         );
-        let engine = tokio::spawn(engine.run(sub_rx, pos_events));
+        let (control, control_rx) = mpsc::channel(16);
+        let engine = tokio::spawn(engine.run(sub_rx, pos_events, control_rx));
+        if cfg.reconciliation.enabled {
+            tokio::spawn(crate::recon::schedule(
+                cfg.reconciliation.clone(),
+                cfg.journal.clone(),
+                key.clone(),
+                cfg.pos.device_id.clone(),
+                control.clone(),
+            ));
+        }
         if let Some(l) = listener {
             tokio::spawn(crate::socket::serve(l, key.clone(), sub_tx.clone()));
         }
         tokio::spawn(Inbox { folders: cfg.folders.clone(), cfg: cfg.intake.clone(), key, tx: sub_tx }.run());
-        Ok(Self { pos, notices, engine })
+        Ok(Self { pos, notices, control, engine })
     }
 }

@@ -38,6 +38,17 @@ pub struct RawConfig {
     pub intake: RawIntake,
     #[serde(default)]
     pub socket: RawSocket,
+    #[serde(default)]
+    pub reconciliation: RawReconciliation,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReconciliation {
+    pub enabled: Option<bool>,
+    pub folder: Option<PathBuf>,
+    pub csv_folder: Option<PathBuf>,
+    pub at: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -131,9 +142,22 @@ pub struct Socket {
     pub port: u16,
 }
 
+/// The daily reconciliation file (docs/his-interface.md §8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reconciliation {
+    pub enabled: bool,
+    /// Where the encrypted `RECON-YYYYMMDD.res` files go.
+    pub folder: PathBuf,
+    /// Where the finance CSV goes as well, when set.
+    pub csv_folder: Option<PathBuf>,
+    /// Local time of day after which the day's file is written.
+    pub at: chrono::NaiveTime,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub socket: Option<Socket>,
+    pub reconciliation: Reconciliation,
     pub data_dir: PathBuf,
     pub key_file: PathBuf,
     pub terminals: BTreeSet<String>,
@@ -210,7 +234,18 @@ impl Config {
                 Some(Socket { address, port })
             }
         };
+        let at_text = raw.reconciliation.at.unwrap_or_else(|| "23:50".into());
+        let at = chrono::NaiveTime::parse_from_str(&at_text, "%H:%M").map_err(|_| {
+            field("reconciliation.at", format!("{at_text:?} is not a time of day HH:MM (e.g. \"23:50\")"))
+        })?;
+        let reconciliation = Reconciliation {
+            enabled: raw.reconciliation.enabled.unwrap_or(true),
+            folder: under(raw.reconciliation.folder, "reconciliation"),
+            csv_folder: raw.reconciliation.csv_folder.map(abs),
+            at,
+        };
         Ok(Config {
+            reconciliation,
             socket,
             key_file: under(raw.key_file, "hisbridge.key"),
             journal: under(raw.journal, "journal.sqlite"),
@@ -259,6 +294,8 @@ mod tests {
         assert_eq!(c.pos.baud, 115_200);
         assert_eq!(c.timeouts.scan, Duration::from_secs(90));
         assert_eq!(c.key_file, PathBuf::from("/d/hisbridge.key"));
+        assert_eq!(c.reconciliation.folder, PathBuf::from("/d/reconciliation"));
+        assert_eq!(c.reconciliation.at, chrono::NaiveTime::from_hms_opt(23, 50, 0).unwrap());
     }
 
     #[test]
@@ -273,5 +310,6 @@ mod tests {
         assert!(e(&MIN.replace("terminals = [\"W01\"]", "terminals = []")).contains("`terminals`"));
         assert!(e(&format!("{MIN}[socket]\nport = 9817\naddress = \"0.0.0.0\"\n")).contains("`socket.address`"));
         assert!(e(&format!("{MIN}[socket]\nport = 9817\naddress = \"192.168.1.10\"\n")).contains("not a loopback"));
+        assert!(e(&format!("{MIN}[reconciliation]\nat = \"25:00\"\n")).contains("`reconciliation.at`"));
     }
 }

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hisbridge_protocol::{Request, SessionEvent, Stage, TxnResult, TxnStatus};
-use tokio::sync::{broadcast, mpsc};
+use hisbridge_protocol::{PosTotals, Request, SessionEvent, Stage, TxnResult, TxnStatus};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{error, info, info_span, warn, Instrument};
 
 use crate::amount::Amount;
@@ -30,6 +30,14 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum Notice {
     Order { key: String, state: State, amount: String, channel: Option<String>, error_code: Option<String> },
     Rejected { source: String, code: ErrorCode, detail: String },
+}
+
+/// Requests from front ends (tray, scheduler, command line) to the engine.
+#[derive(Debug)]
+pub enum Control {
+    /// Ask the POS for its totals of `date` (`YYYYMMDD`); journaled when they arrive. Sent only
+    /// while no transaction is active, and nothing new starts until the POS has answered.
+    PosTotals { date: String, reply: oneshot::Sender<Result<PosTotals, String>> },
 }
 
 pub struct EngineSettings {
@@ -82,6 +90,9 @@ pub struct Engine {
     notices: broadcast::Sender<Notice>,
     /// Open connections waiting for an order's results.
     subscribers: HashMap<i64, Vec<(u64, mpsc::UnboundedSender<String>)>>,
+    /// TOTALS requests waiting for an idle POS, and the one sent (its date and deadline).
+    totals_waiting: Vec<(String, oneshot::Sender<Result<PosTotals, String>>)>,
+    totals_sent: Option<(String, Instant)>,
 }
 
 fn result_name(stem: &str) -> String {
@@ -106,6 +117,8 @@ impl Engine {
             next_housekeeping: Instant::now(),
             notices,
             subscribers: HashMap::new(),
+            totals_waiting: Vec::new(),
+            totals_sent: None,
         }
     }
 
@@ -113,6 +126,7 @@ impl Engine {
         mut self,
         mut subs: mpsc::Receiver<Submission>,
         mut pos_events: mpsc::UnboundedReceiver<PosEvent>,
+        mut control: mpsc::Receiver<Control>,
     ) {
         self.housekeeping();
         loop {
@@ -129,6 +143,7 @@ impl Engine {
                     Some(e) => self.on_pos(e).await,
                     None => break,
                 },
+                Some(c) = control.recv() => self.on_control(c),
                 _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => self.on_timeout().await,
             };
             if let Err(e) = res {
@@ -138,8 +153,53 @@ impl Engine {
         info!("engine stopped");
     }
 
+    fn on_control(&mut self, c: Control) -> Result<(), JournalError> {
+        match c {
+            Control::PosTotals { date, reply } => {
+                if !self.pos_ready() {
+                    let _ = reply.send(Err("POS not connected".into()));
+                } else {
+                    self.totals_waiting.push((date, reply));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the first waiting TOTALS request; only called while no transaction is active.
+    async fn send_totals(&mut self) {
+        if self.totals_sent.is_some() || self.totals_waiting.is_empty() {
+            return;
+        }
+        self.totals_waiting.retain(|(_, r)| !r.is_closed());
+        let Some(date) = self.totals_waiting.first().map(|(d, _)| d.clone()) else {
+            return;
+        };
+        match self.pos.request(Request::Totals { date: date.clone() }).await {
+            Ok(()) => {
+                info!(date, "asked the POS for its day totals");
+                self.totals_sent = Some((date, Instant::now() + QUERY_TIMEOUT));
+            }
+            Err(e) => self.answer_totals(&date, Err(format!("POS not ready: {e}"))),
+        }
+    }
+
+    fn answer_totals(&mut self, date: &str, res: Result<PosTotals, String>) {
+        if self.totals_sent.as_ref().is_some_and(|(d, _)| d == date) {
+            self.totals_sent = None;
+        }
+        let (now, later): (Vec<_>, Vec<_>) = self.totals_waiting.drain(..).partition(|(d, _)| d == date);
+        self.totals_waiting = later;
+        for (_, reply) in now {
+            let _ = reply.send(res.clone());
+        }
+    }
+
     fn next_deadline(&self) -> Instant {
         let mut d = self.next_housekeeping;
+        if let Some((_, t)) = &self.totals_sent {
+            d = d.min(*t);
+        }
         if let Some(a) = &self.active {
             d = d.min(a.deadline);
             if let Some(p) = a.next_poll(self.s.timeouts.query_interval) {
@@ -408,6 +468,11 @@ impl Engine {
         if self.active.is_some() || !self.pos_ready() {
             return Ok(());
         }
+        self.send_totals().await;
+        if self.totals_sent.is_some() {
+            // The POS answers TOTALS at once; an ERROR in between must not be taken for a sale's.
+            return Ok(());
+        }
         let open = self.journal.open_orders()?;
         if !open.is_empty() {
             let now = Instant::now();
@@ -511,6 +576,12 @@ impl Engine {
         if now >= self.next_housekeeping {
             self.housekeeping();
         }
+        if let Some((date, t)) = self.totals_sent.clone() {
+            if now >= t {
+                warn!(date, "the POS did not answer TOTALS");
+                self.answer_totals(&date, Err("the POS did not answer the TOTALS request".into()));
+            }
+        }
         let Some(a) = self.active.as_mut() else {
             return Ok(());
         };
@@ -607,6 +678,22 @@ impl Engine {
                     },
                 )?;
                 self.deliver(&row);
+                Ok(())
+            }
+            PosEvent::Session(SessionEvent::Totals(t)) => {
+                self.journal.save_pos_totals(&t)?;
+                info!(date = t.date, "POS day totals received");
+                let date = t.date.clone();
+                self.answer_totals(&date, Ok(t));
+                Ok(())
+            }
+            PosEvent::Session(SessionEvent::PosError { code, message }) if self.active.is_none() => {
+                if let Some((date, _)) = self.totals_sent.clone() {
+                    warn!(code, message, "POS refused TOTALS");
+                    self.answer_totals(&date, Err(format!("the POS refused TOTALS: {code} {message}")));
+                } else {
+                    warn!(code, message, "POS reported an error");
+                }
                 Ok(())
             }
             PosEvent::Session(SessionEvent::PosError { code, message }) => {
@@ -756,15 +843,7 @@ impl Engine {
     // ---- Results --------------------------------------------------------------------------
 
     fn result_message(&self, row: &OrderRow) -> ResultMessage {
-        let status = match row.state {
-            State::Accepted | State::Sent | State::Paying | State::Cancelling => Status::Processing,
-            State::Unknown => Status::Unknown,
-            State::Success => Status::Success,
-            State::Refunded => Status::Refunded,
-            State::Failed => Status::Failed,
-            State::Cancelled => Status::Cancelled,
-            State::Reversed => Status::Reversed,
-        };
+        let status = row.state.his_status();
         // Error fields belong to final results (and UNKNOWN); a cancel in progress is PROCESSING.
         let code = row
             .error_code
@@ -886,7 +965,7 @@ impl Engine {
     }
 }
 
-fn fmt_amount(fen: i64) -> String {
+pub(crate) fn fmt_amount(fen: i64) -> String {
     Amount::from_fen(fen).map(|a| a.to_string()).unwrap_or_else(|| "+0.00".into())
 }
 

@@ -3,6 +3,7 @@
 //! WAL with `synchronous = FULL`: a state change is on disk when its call returns, and the
 //! engine sends nothing to the POS before that (ARCHITECTURE.md, invariant 1).
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -70,6 +71,19 @@ impl State {
     pub fn is_final(self) -> bool {
         matches!(self, State::Success | State::Refunded | State::Failed | State::Cancelled | State::Reversed)
     }
+    /// The status the HIS is told for an order in this state.
+    pub fn his_status(self) -> crate::his::Status {
+        use crate::his::Status;
+        match self {
+            State::Accepted | State::Sent | State::Paying | State::Cancelling => Status::Processing,
+            State::Unknown => Status::Unknown,
+            State::Success => Status::Success,
+            State::Refunded => Status::Refunded,
+            State::Failed => Status::Failed,
+            State::Cancelled => Status::Cancelled,
+            State::Reversed => Status::Reversed,
+        }
+    }
     /// The POS may hold a transaction for this order whose outcome the bridge does not know.
     pub fn is_open(self) -> bool {
         matches!(self, State::Sent | State::Paying | State::Cancelling | State::Unknown)
@@ -83,7 +97,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Kind::Sale => "SALE",
             Kind::Refund => "REFUND",
@@ -199,6 +213,16 @@ CREATE TABLE IF NOT EXISTS seen_messages (
     nonce TEXT PRIMARY KEY,
     at_unix INTEGER NOT NULL,
     source TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pos_totals (
+    date TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    sales INTEGER NOT NULL,
+    sales_fen INTEGER NOT NULL,
+    refunds INTEGER NOT NULL,
+    refunds_fen INTEGER NOT NULL,
+    fetched_at TEXT NOT NULL,
+    PRIMARY KEY (date, channel)
 );
 CREATE TABLE IF NOT EXISTS rejects (
     id INTEGER PRIMARY KEY,
@@ -475,6 +499,105 @@ impl Journal {
         let mut stmt = self.conn.prepare("SELECT at, state, detail FROM events WHERE order_id = ?1 ORDER BY id")?;
         let rows = stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Keeps the POS's totals for a day (`YYYYMMDD`), replacing an earlier answer.
+    pub fn save_pos_totals(&mut self, t: &hisbridge_protocol::PosTotals) -> Result<()> {
+        let now = now_str();
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM pos_totals WHERE date = ?1", [&t.date])?;
+        for l in &t.lines {
+            tx.execute(
+                "INSERT INTO pos_totals (date, channel, sales, sales_fen, refunds, refunds_fen, fetched_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    t.date,
+                    l.channel.as_str(),
+                    l.sales as i64,
+                    l.sales_fen as i64,
+                    l.refunds as i64,
+                    l.refunds_fen as i64,
+                    now
+                ],
+            )?;
+        }
+        if t.lines.is_empty() {
+            // An answer with nothing in it is still an answer: remember when it came.
+            tx.execute(
+                "INSERT INTO pos_totals (date, channel, sales, sales_fen, refunds, refunds_fen, fetched_at) \
+                 VALUES (?1, '', 0, 0, 0, 0, ?2)",
+                params![t.date, now],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The POS's last totals for a day, and when they were fetched.
+    pub fn pos_totals(&self, date: &str) -> Result<Option<(hisbridge_protocol::PosTotals, String)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT channel, sales, sales_fen, refunds, refunds_fen, fetched_at FROM pos_totals WHERE date = ?1",
+        )?;
+        let rows = stmt.query_map([date], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                [r.get::<_, i64>(1)?, r.get(2)?, r.get(3)?, r.get(4)?].map(|v| v.max(0) as u64),
+                r.get::<_, String>(5)?,
+            ))
+        })?;
+        let mut lines = Vec::new();
+        let mut at = None;
+        for row in rows {
+            let (channel, [sales, sales_fen, refunds, refunds_fen], fetched) = row?;
+            at = Some(fetched);
+            if let Some(channel) = hisbridge_protocol::Channel::parse(&channel) {
+                lines.push(hisbridge_protocol::ChannelTotals { channel, sales, sales_fen, refunds, refunds_fen });
+            }
+        }
+        Ok(at.map(|at| (hisbridge_protocol::PosTotals { date: date.to_string(), lines }, at)))
+    }
+
+    /// Orders of one local day (`YYYY-MM-DD`): a final order counts on the day its outcome was
+    /// known, an open one on the day it arrived.
+    pub fn orders_of_day(&self, day: &str) -> Result<Vec<OrderRow>> {
+        self.query_many("substr(COALESCE(finished_at, created_at), 1, 10) = ?1 ORDER BY id", [day])
+    }
+
+    /// Orders whose outcome is not final and that arrived on or before `day` (`YYYY-MM-DD`).
+    pub fn open_items(&self, day: &str) -> Result<Vec<OrderRow>> {
+        self.query_many(
+            "state IN ('ACCEPTED','SENT','PAYING','CANCELLING','UNKNOWN') AND substr(created_at, 1, 10) <= ?1 ORDER BY id",
+            [day],
+        )
+    }
+
+    /// Orders whose day (as in [`Journal::orders_of_day`]) lies in `from..=to`.
+    pub fn orders_between(&self, from: &str, to: &str) -> Result<Vec<OrderRow>> {
+        self.query_many("substr(COALESCE(finished_at, created_at), 1, 10) BETWEEN ?1 AND ?2 ORDER BY id", [from, to])
+    }
+
+    /// Refunds done so far, by collection order number.
+    pub fn refunded_by_order(&self) -> Result<HashMap<String, i64>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT order_no, SUM(-amount_fen) FROM orders WHERE kind = 'REFUND' AND state = 'REFUNDED' GROUP BY order_no",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Instructions refused on a day (`YYYY-MM-DD`).
+    pub fn rejects_of_day(&self, day: &str) -> Result<i64> {
+        Ok(self.conn.query_row("SELECT COUNT(*) FROM rejects WHERE substr(at, 1, 10) = ?1", [day], |r| r.get(0))?)
+    }
+
+    /// The local day (`YYYY-MM-DD`) of the first order ever journaled.
+    pub fn first_day(&self) -> Result<Option<String>> {
+        Ok(self.conn.query_row("SELECT substr(MIN(created_at), 1, 10) FROM orders", [], |r| r.get(0))?)
+    }
+
+    /// Direct access for tools that fill a journal in bulk (benchmarks, generated test days).
+    pub fn connection(&mut self) -> &mut Connection {
+        &mut self.conn
     }
 
     pub fn all_orders(&self) -> Result<Vec<OrderRow>> {

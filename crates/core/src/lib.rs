@@ -12,4 +12,6 @@ pub mod hisclient;
 pub mod intake;
 pub mod journal;
 pub mod pos;
+pub mod recon;
 pub mod socket;
+pub mod statement;

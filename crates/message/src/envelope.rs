@@ -19,6 +19,9 @@ pub const NONCE_LEN: usize = 12;
 pub const TAG_LEN: usize = 16;
 /// Largest envelope text accepted (a message is a few hundred bytes).
 pub const MAX_ENVELOPE: usize = 64 * 1024;
+/// Largest reconciliation file (docs/his-interface.md §8): a day's report is far larger than a
+/// message, and only ever travels from the bridge to the HIS.
+pub const MAX_REPORT: usize = 512 * 1024 * 1024;
 
 /// Which way a message travels; bound into the associated data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,7 +137,24 @@ impl Key {
     /// Like [`Key::open`], also returning the message's nonce (its unique id, for the replay
     /// cache).
     pub fn open_with_nonce(&self, dir: Direction, text: &[u8]) -> Result<(Vec<u8>, [u8; NONCE_LEN]), EnvelopeError> {
-        let h = peek(text)?;
+        self.open_limited(dir, text, MAX_ENVELOPE)
+    }
+
+    /// Opens a reconciliation file: like [`Key::open`] with the size limit of [`MAX_REPORT`].
+    pub fn open_report(&self, text: &[u8]) -> Result<Vec<u8>, EnvelopeError> {
+        self.open_limited(Direction::ToHis, text, MAX_REPORT).map(|(plain, _)| plain)
+    }
+
+    fn open_limited(
+        &self,
+        dir: Direction,
+        text: &[u8],
+        max: usize,
+    ) -> Result<(Vec<u8>, [u8; NONCE_LEN]), EnvelopeError> {
+        if text.len() > max {
+            return Err(EnvelopeError::TooLarge);
+        }
+        let h = split(text)?;
         if h.version != VERSION {
             return Err(EnvelopeError::Version(h.version.to_string()));
         }
@@ -172,6 +192,10 @@ pub fn peek(text: &[u8]) -> Result<Header<'_>, EnvelopeError> {
     if text.len() > MAX_ENVELOPE {
         return Err(EnvelopeError::TooLarge);
     }
+    split(text)
+}
+
+fn split(text: &[u8]) -> Result<Header<'_>, EnvelopeError> {
     let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
     let s = std::str::from_utf8(text).map_err(|_| EnvelopeError::Malformed)?.trim();
     if s.is_empty() {

@@ -10,5 +10,5 @@ pub mod link;
 pub mod message;
 pub mod session;
 
-pub use message::{Channel, Reply, Request, Stage, TxnKind, TxnResult, TxnStatus};
+pub use message::{Channel, ChannelTotals, PosTotals, Reply, Request, Stage, TxnKind, TxnResult, TxnStatus};
 pub use session::{Session, SessionConfig, SessionError, SessionEvent};

@@ -165,16 +165,71 @@ impl fmt::Debug for TxnResult {
     }
 }
 
+/// One channel's line in the POS's day totals (§4.6): what the POS collected and refunded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelTotals {
+    pub channel: Channel,
+    /// Collections that stand (PAID, not reversed).
+    pub sales: u64,
+    pub sales_fen: u64,
+    /// Refunds done (REFUNDED).
+    pub refunds: u64,
+    pub refunds_fen: u64,
+}
+
+/// The POS's totals for one day of its own clock (§4.6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PosTotals {
+    /// `YYYYMMDD`.
+    pub date: String,
+    pub lines: Vec<ChannelTotals>,
+}
+
+impl PosTotals {
+    pub fn line(&self, channel: Channel) -> ChannelTotals {
+        self.lines.iter().copied().find(|l| l.channel == channel).unwrap_or(ChannelTotals {
+            channel,
+            sales: 0,
+            sales_fen: 0,
+            refunds: 0,
+            refunds_fen: 0,
+        })
+    }
+}
+
+/// Whether `s` is a `YYYYMMDD` date.
+pub fn is_day(s: &str) -> bool {
+    s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// Messages from the bridge to the POS (§4.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
-    Hello { proto: u32 },
+    Hello {
+        proto: u32,
+    },
     Ping,
     Info,
-    Sale { reference: String, amount_fen: u64, description: Option<String> },
-    Refund { reference: String, original: String, amount_fen: u64 },
-    Cancel { reference: String },
-    Query { reference: String },
+    Sale {
+        reference: String,
+        amount_fen: u64,
+        description: Option<String>,
+    },
+    Refund {
+        reference: String,
+        original: String,
+        amount_fen: u64,
+    },
+    Cancel {
+        reference: String,
+    },
+    Query {
+        reference: String,
+    },
+    /// The day's totals by channel (`date` is `YYYYMMDD`, the POS's own calendar).
+    Totals {
+        date: String,
+    },
 }
 
 impl Request {
@@ -223,6 +278,7 @@ pub enum Reply {
         code: String,
         message: String,
     },
+    Totals(PosTotals),
 }
 
 /// Removes the characters the payload syntax reserves from a free-text value.
@@ -276,6 +332,13 @@ impl<'a> Fields<'a> {
             Some(v) => parse_digits(v).map(Some).ok_or(MessageError::BadValue { field: k, value: v.to_string() }),
         }
     }
+    fn day(&self, k: &'static str) -> Result<String, MessageError> {
+        let v = self.req(k)?;
+        if !is_day(v) {
+            return Err(MessageError::BadValue { field: k, value: v.to_string() });
+        }
+        Ok(v.to_string())
+    }
     fn opt_string(&self, k: &str) -> Option<String> {
         self.get(k).filter(|v| !v.is_empty()).map(str::to_string)
     }
@@ -328,6 +391,7 @@ impl Request {
             }
             Request::Cancel { reference } => Writer::new("CANCEL").field("ref", reference),
             Request::Query { reference } => Writer::new("QUERY").field("ref", reference),
+            Request::Totals { date } => Writer::new("TOTALS").field("date", date),
         }
         .0
     }
@@ -335,7 +399,7 @@ impl Request {
     pub fn decode(payload: &[u8]) -> Result<Self, MessageError> {
         let text = std::str::from_utf8(payload).map_err(|_| MessageError::NotUtf8)?;
         let (cmd, pairs) = split(text)?;
-        let command = command_name(cmd, &["HELLO", "PING", "INFO", "SALE", "REFUND", "CANCEL", "QUERY"])?;
+        let command = command_name(cmd, &["HELLO", "PING", "INFO", "SALE", "REFUND", "CANCEL", "QUERY", "TOTALS"])?;
         let f = Fields { command, pairs };
         Ok(match command {
             "HELLO" => Request::Hello { proto: f.number("proto")? as u32 },
@@ -352,6 +416,7 @@ impl Request {
                 amount_fen: f.number("amount")?,
             },
             "CANCEL" => Request::Cancel { reference: f.string("ref")? },
+            "TOTALS" => Request::Totals { date: f.day("date")? },
             _ => Request::Query { reference: f.string("ref")? },
         })
     }
@@ -384,6 +449,9 @@ impl Reply {
                 .opt("msg", r.message.as_ref()),
             Reply::Busy { reference, current } => Writer::new("BUSY").field("ref", reference).field("current", current),
             Reply::Error { code, message } => Writer::new("ERROR").field("code", code).field("msg", message),
+            Reply::Totals(t) => t.lines.iter().fold(Writer::new("TOTALS").field("date", &t.date), |w, l| {
+                w.field(l.channel.as_str(), format_args!("{}/{}/{}/{}", l.sales, l.sales_fen, l.refunds, l.refunds_fen))
+            }),
         }
         .0
     }
@@ -391,7 +459,7 @@ impl Reply {
     pub fn decode(payload: &[u8]) -> Result<Self, MessageError> {
         let text = std::str::from_utf8(payload).map_err(|_| MessageError::NotUtf8)?;
         let (cmd, pairs) = split(text)?;
-        let command = command_name(cmd, &["HELLO", "PONG", "INFO", "EVENT", "RESULT", "BUSY", "ERROR"])?;
+        let command = command_name(cmd, &["HELLO", "PONG", "INFO", "EVENT", "RESULT", "BUSY", "ERROR", "TOTALS"])?;
         let f = Fields { command, pairs };
         Ok(match command {
             "HELLO" => Reply::Hello {
@@ -442,6 +510,21 @@ impl Reply {
                 })
             }
             "BUSY" => Reply::Busy { reference: f.string("ref")?, current: f.string("current")? },
+            "TOTALS" => {
+                let mut lines = Vec::new();
+                for (k, v) in &f.pairs {
+                    let Some(channel) = Channel::parse(k) else { continue };
+                    let bad = || MessageError::BadValue { field: "totals", value: v.to_string() };
+                    let n: Vec<u64> =
+                        v.split('/').map(|p| parse_digits(p).ok_or_else(bad)).collect::<Result<_, _>>()?;
+                    let [sales, sales_fen, refunds, refunds_fen] = n[..] else { return Err(bad()) };
+                    if lines.iter().any(|l: &ChannelTotals| l.channel == channel) {
+                        return Err(bad());
+                    }
+                    lines.push(ChannelTotals { channel, sales, sales_fen, refunds, refunds_fen });
+                }
+                Reply::Totals(PosTotals { date: f.day("date")?, lines })
+            }
             _ => Reply::Error { code: f.string("code")?, message: f.opt_string("msg").unwrap_or_default() },
         })
     }
@@ -471,6 +554,7 @@ mod tests {
             ),
             (Request::Cancel { reference: "A1.1".into() }, "CANCEL|ref=A1.1"),
             (Request::Query { reference: "A1.1".into() }, "QUERY|ref=A1.1"),
+            (Request::Totals { date: "20261126".into() }, "TOTALS|date=20261126"),
         ];
         for (req, text) in cases {
             assert_eq!(req.encode(), text);
@@ -489,6 +573,8 @@ mod tests {
             "RESULT|ref=A1.1|op=SALE|status=FAILED|code=NOTENOUGH|msg=余额不足",
             "BUSY|ref=A2.1|current=A1.1",
             "ERROR|code=BAD_COMMAND|msg=unknown",
+            "TOTALS|date=20261126|WECHAT=3/3750/1/300|ALIPAY=0/0/0/0",
+            "TOTALS|date=20261126",
         ];
         for text in cases {
             let r = Reply::decode(text.as_bytes()).unwrap();
@@ -513,6 +599,24 @@ mod tests {
             Reply::decode(b"RESULT|ref=1|op=SALE|status=MAYBE"),
             Err(MessageError::BadValue { field: "status", value: "MAYBE".into() })
         );
+    }
+
+    #[test]
+    fn totals_lines_are_checked() {
+        let Reply::Totals(t) = Reply::decode(b"TOTALS|date=20261126|ALIPAY=2/2000/1/500|x=1").unwrap() else {
+            panic!("not totals")
+        };
+        assert_eq!(t.line(Channel::Alipay).refunds_fen, 500);
+        assert_eq!(t.line(Channel::Wechat).sales, 0, "a channel the POS leaves out had nothing");
+        for bad in [
+            "TOTALS|date=2026-11-26",
+            "TOTALS|date=20261126|WECHAT=1/2/3",
+            "TOTALS|date=20261126|WECHAT=1/2/3/-4",
+            "TOTALS|date=20261126|WECHAT=1/2/3/4|WECHAT=1/2/3/4",
+        ] {
+            assert!(Reply::decode(bad.as_bytes()).is_err(), "{bad}");
+        }
+        assert!(Request::decode(b"TOTALS").is_err());
     }
 
     #[test]

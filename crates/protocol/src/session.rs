@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::link::{Link, LinkConfig, LinkEvent};
-use crate::message::{Reply, Request, Stage, TxnResult};
+use crate::message::{PosTotals, Reply, Request, Stage, TxnResult};
 
 pub const PROTOCOL_VERSION: u32 = 1;
 
@@ -82,6 +82,8 @@ pub enum SessionEvent {
         model: String,
         time: String,
     },
+    /// The POS's day totals (answer to TOTALS).
+    Totals(PosTotals),
     /// A request never got an ACK after every retry: whether the POS acted on it is unknown.
     SendFailed(Request),
     /// Nothing heard from the POS within the heartbeat timeout.
@@ -260,6 +262,7 @@ impl Session {
             Reply::Result(r) => SessionEvent::Result(r),
             Reply::Busy { reference, current } => SessionEvent::Busy { reference, current },
             Reply::Error { code, message } => SessionEvent::PosError { code, message },
+            Reply::Totals(t) => SessionEvent::Totals(t),
         };
         self.events.push_back(ev);
     }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hisbridge_protocol::link::{Link, LinkConfig, LinkEvent};
-use hisbridge_protocol::{Channel, Reply, Request, Stage, TxnKind, TxnResult, TxnStatus};
+use hisbridge_protocol::{Channel, ChannelTotals, PosTotals, Reply, Request, Stage, TxnKind, TxnResult, TxnStatus};
 use serde::Serialize;
 
 /// What the simulated patient and wallet do with one SALE.
@@ -126,6 +126,56 @@ impl Ledger {
     pub fn get(&self, reference: &str) -> Option<&LedgerEntry> {
         self.entries.get(reference)
     }
+    /// The day's totals by channel as the POS reports them to TOTALS (docs/pos-protocol.md §4.6):
+    /// collections that stand and refunds done, by the POS clock's day (`YYYYMMDD`).
+    pub fn totals(&self, date: &str) -> PosTotals {
+        let mut lines: Vec<ChannelTotals> = Vec::new();
+        for e in self.entries.values().filter(|e| e.time.starts_with(date)) {
+            let Some(channel) = e.channel.and_then(Channel::parse) else { continue };
+            let i = match lines.iter().position(|l| l.channel == channel) {
+                Some(i) => i,
+                None => {
+                    lines.push(ChannelTotals { channel, sales: 0, sales_fen: 0, refunds: 0, refunds_fen: 0 });
+                    lines.len() - 1
+                }
+            };
+            let l = &mut lines[i];
+            match (e.kind, e.status) {
+                ("SALE", "PAID") => {
+                    l.sales += 1;
+                    l.sales_fen += e.amount_fen;
+                }
+                ("REFUND", "REFUNDED") => {
+                    l.refunds += 1;
+                    l.refunds_fen += e.amount_fen;
+                }
+                _ => {}
+            }
+        }
+        lines.sort_by_key(|l| l.channel.as_str());
+        PosTotals { date: date.to_string(), lines }
+    }
+
+    /// The POS's settlement export (docs/pos-protocol.md §8): one CSV line per transaction of
+    /// the day, as the POS vendor's back office exports it.
+    pub fn settlement_csv(&self, date: &str) -> String {
+        let mut out = String::from("time,reference,op,status,channel,pay_no,original,amount_fen\n");
+        for e in self.entries.values().filter(|e| e.time.starts_with(date) && e.status != "IN_PROGRESS") {
+            out.push_str(&format!(
+                "{},{},{},{},{},{},{},{}\n",
+                e.time,
+                e.reference,
+                e.kind,
+                e.status,
+                e.channel.unwrap_or(""),
+                e.pay_order_no.as_deref().unwrap_or(""),
+                e.original.as_deref().unwrap_or(""),
+                e.amount_fen
+            ));
+        }
+        out
+    }
+
     /// All SALE entries for one HIS order key (`key.1`, `key.2`, ...).
     pub fn sales_for(&self, key: &str) -> Vec<&LedgerEntry> {
         self.entries
@@ -374,6 +424,10 @@ impl Pos {
                     self.current = None;
                 }
                 self.reply(r, now);
+            }
+            Request::Totals { date } => {
+                let t = self.ledger.lock().expect("ledger").totals(&date);
+                self.reply(Reply::Totals(t), now);
             }
             Request::Query { reference } => {
                 self.mark(&reference, Mark::QueryReceived, now);

@@ -1,0 +1,87 @@
+//! `hisbridge report`: the day's reconciliation in the terminal, as files, and against a statement.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use hisbridge_core::config::Config;
+use hisbridge_core::journal::Journal;
+use hisbridge_core::keyfile;
+use hisbridge_core::recon::{self, DayReport};
+use hisbridge_core::statement::{self, Source};
+
+#[derive(clap::Args)]
+pub struct ReportArgs {
+    /// The bridge's config file.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// The day, YYYY-MM-DD (default: today).
+    #[arg(long)]
+    date: Option<String>,
+    /// Also write the day's encrypted file (and CSV, when `csv_folder` is set) as the scheduler does.
+    #[arg(long)]
+    write: bool,
+    /// Write the finance CSV to this file.
+    #[arg(long)]
+    csv: Option<PathBuf>,
+    /// Print the report as JSON (the plaintext of the HIS file) instead of the summary.
+    #[arg(long)]
+    json: bool,
+    /// Match a statement file against the day: a WeChat Pay bill, an Alipay bill, or the POS's
+    /// settlement export.
+    #[arg(long)]
+    statement: Option<PathBuf>,
+    /// The statement's layout: wechat, alipay or pos.
+    #[arg(long, requires = "statement")]
+    source: Option<String>,
+}
+
+pub fn run(a: ReportArgs) -> Result<()> {
+    let cfg = Config::load(&a.config)?;
+    let date = a.date.unwrap_or_else(|| chrono::Local::now().format("%Y-%m-%d").to_string());
+    recon::pos_day(&date)?;
+    if !cfg.journal.exists() {
+        anyhow::bail!("no journal at {}: the bridge has not run with this config yet", cfg.journal.display());
+    }
+    let journal = Journal::open(&cfg.journal).with_context(|| format!("open {}", cfg.journal.display()))?;
+    let started = std::time::Instant::now();
+    let report = DayReport::build(&journal, &date, &cfg.pos.device_id)?;
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "report built");
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.summary());
+    }
+    if let Some(path) = &a.csv {
+        std::fs::write(path, report.to_csv()).with_context(|| format!("write {}", path.display()))?;
+        eprintln!("CSV written: {}", path.display());
+    }
+    if a.write {
+        let key = keyfile::load(&cfg.key_file)?;
+        let paths =
+            recon::write_files(&report, &key, &cfg.reconciliation.folder, cfg.reconciliation.csv_folder.as_deref())?;
+        for p in paths {
+            eprintln!("written: {}", p.display());
+        }
+    }
+    let mut differences = 0;
+    if let Some(path) = &a.statement {
+        let source = match &a.source {
+            Some(s) => Source::parse(s).with_context(|| format!("--source {s:?}: use wechat, alipay or pos"))?,
+            None => anyhow::bail!("--statement needs --source wechat, alipay or pos"),
+        };
+        let bytes = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
+        let m = statement::match_file(&journal, &date, source, &bytes)
+            .with_context(|| format!("statement {}", path.display()))?;
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&m)?);
+        } else {
+            print!("{}", m.summary());
+        }
+        differences = m.differences.len();
+    }
+    if differences > 0 {
+        // A distinct exit status lets a finance script tell "differences found" from "failed".
+        std::process::exit(3);
+    }
+    Ok(())
+}
