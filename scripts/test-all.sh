@@ -63,4 +63,5 @@ echo "hisbridge_client.dll exports the C ABI"
 step "tray app: lints, build, smoke test under Xvfb"
 cargo clippy -p hisbridge-tray --all-targets -- -D warnings
 cargo build -p hisbridge-tray
+cargo test -p hisbridge-tray
 scripts/tray-smoke.sh

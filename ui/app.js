@@ -1,34 +1,203 @@
-// Dashboard: renders what the core pushes; no polling.
+// Dashboard: renders what the core pushes (pos-status, order, rejected events) and asks for the
+// day's report when something changed. No polling.
 const T = {
-  zh: { pos: "POS 状态", port: "串口", device: "设备号", heard: "最后通讯", lang: "English" },
-  en: { pos: "POS status", port: "Port", device: "Device ID", heard: "Last heard", lang: "中文" },
+  zh: {
+    pos: "POS 状态", port: "串口", device: "设备号", heard: "最后通讯", lang: "English", day: "日期",
+    totals: "当日汇总", channel: "渠道", sales: "收款笔数", collected: "收款金额", refunds: "退款笔数",
+    refunded: "退款金额", net: "净额", open: "未决", checkPos: "核对 POS 汇总", writeRecon: "生成对账文件",
+    byHour: "分时收款（元）", openItems: "未决订单", noOpen: "没有未决订单", orders: "当日订单",
+    search: "搜索订单号 / 支付单号", all: "全部", time: "时间", orderNo: "HIS 订单号", amount: "金额",
+    status: "状态", payNo: "支付单号", query: "查询", cancel: "撤销", rewrite: "重写结果",
+    WECHAT: "微信", ALIPAY: "支付宝", OTHER: "其他", NONE: "-", ALL: "合计",
+    SUCCESS: "成功", REFUNDED: "已退款", FAILED: "失败", CANCELLED: "已取消", REVERSED: "已撤销退回",
+    PROCESSING: "处理中", UNKNOWN: "结果未知", REJECTED: "拒收",
+    posNone: "尚未取得 POS 汇总", posOk: "POS 汇总与本系统一致", posDiff: "POS 汇总与本系统不一致：",
+    since: "自", written: "对账文件已生成：", confirmCancel: "确定撤销订单 {0}？",
+    badFile: "HIS 指令被拒收：", failedOrder: "订单 {0} 失败",
+  },
+  en: {
+    pos: "POS status", port: "Port", device: "Device ID", heard: "Last heard", lang: "中文", day: "Day",
+    totals: "Today's totals", channel: "Channel", sales: "Sales", collected: "Collected", refunds: "Refunds",
+    refunded: "Refunded", net: "Net", open: "Open", checkPos: "Check POS totals", writeRecon: "Write reconciliation file",
+    byHour: "Collected by hour (yuan)", openItems: "Open items", noOpen: "No open items", orders: "Orders of the day",
+    search: "Search order no. / payment no.", all: "All", time: "Time", orderNo: "HIS order no.", amount: "Amount",
+    status: "Status", payNo: "Payment no.", query: "Query", cancel: "Cancel", rewrite: "Rewrite result",
+    WECHAT: "WeChat", ALIPAY: "Alipay", OTHER: "Other", NONE: "-", ALL: "Total",
+    SUCCESS: "Paid", REFUNDED: "Refunded", FAILED: "Failed", CANCELLED: "Cancelled", REVERSED: "Reversed (money back)",
+    PROCESSING: "Processing", UNKNOWN: "Outcome unknown", REJECTED: "Refused",
+    posNone: "POS totals not fetched yet", posOk: "POS totals match the journal", posDiff: "POS totals differ: ",
+    since: "since", written: "Reconciliation file written: ", confirmCancel: "Cancel order {0}?",
+    badFile: "HIS instruction refused: ", failedOrder: "Order {0} failed",
+  },
 };
 let lang = localStorage.getItem("lang") || "zh";
-let last = null;
+let status = null;
+let report = null;
+const $ = (id) => document.getElementById(id);
+const t = (k, ...a) => (T[lang][k] ?? k).replace(/\{(\d)\}/g, (_, i) => a[i]);
+const tauri = window.__TAURI__;
+
+function el(tag, attrs, ...kids) {
+  const e = document.createElement(tag);
+  Object.entries(attrs || {}).forEach(([k, v]) => (k === "class" ? (e.className = v) : e.setAttribute(k, v)));
+  kids.forEach((k) => e.append(k));
+  return e;
+}
+
+function notice(text, kind) {
+  const n = $("notice");
+  n.textContent = text;
+  n.className = "notice " + (kind || "");
+  n.hidden = !text;
+}
+
+function renderStatus() {
+  if (!status) return;
+  const s = $("state");
+  s.textContent = lang === "zh" ? status.tooltip_zh : status.tooltip_en;
+  s.className = "state " + status.state;
+  $("port").textContent = status.port || "-";
+  $("device").textContent = status.device_id || "-";
+  $("heard").textContent = status.last_heard || "-";
+}
+
+function renderTotals() {
+  const body = $("totals-body");
+  body.replaceChildren();
+  if (!report) return;
+  for (const l of [...report.by_channel, report.totals]) {
+    body.append(el("tr", { class: l.key === "ALL" ? "sum" : "" },
+      el("td", {}, t(l.key)), el("td", {}, String(l.sales)), el("td", {}, l.sales_amount),
+      el("td", {}, String(l.refunds)), el("td", {}, l.refunds_amount), el("td", {}, l.net_amount),
+      el("td", {}, String(l.open))));
+  }
+  const p = report.pos;
+  const pc = $("poscheck");
+  if (!p) { pc.textContent = t("posNone"); pc.className = "muted"; }
+  else if (p.differences === 0) { pc.textContent = t("posOk") + " (" + p.fetched_at.slice(11, 19) + ")"; pc.className = "ok"; }
+  else {
+    pc.textContent = t("posDiff") + p.lines.filter((l) => !l.matches).map((l) =>
+      `${t(l.channel)} ${l.journal_sales}/${l.journal_sales_amount} ≠ POS ${l.pos_sales}/${l.pos_sales_amount}`).join("; ");
+    pc.className = "bad";
+  }
+}
+
+function renderChart() {
+  const svg = $("chart");
+  svg.replaceChildren();
+  if (!report) return;
+  const hours = new Map();
+  for (const h of report.by_hour) {
+    const v = hours.get(h.hour) || { WECHAT: 0, ALIPAY: 0, OTHER: 0 };
+    v[h.channel in v ? h.channel : "OTHER"] += parseFloat(h.sales_amount);
+    hours.set(h.hour, v);
+  }
+  const max = Math.max(1, ...[...hours.values()].map((v) => v.WECHAT + v.ALIPAY + v.OTHER));
+  const ns = "http://www.w3.org/2000/svg";
+  const rect = (x, y, w, h, cls) => {
+    const r = document.createElementNS(ns, "rect");
+    Object.entries({ x, y, width: w, height: h, class: cls }).forEach(([k, v]) => r.setAttribute(k, v));
+    svg.append(r);
+  };
+  const text = (x, y, s) => {
+    const e = document.createElementNS(ns, "text");
+    e.setAttribute("x", x); e.setAttribute("y", y); e.textContent = s; svg.append(e);
+  };
+  for (let h = 0; h < 24; h++) {
+    const x = 10 + h * 29;
+    const v = hours.get(h) || { WECHAT: 0, ALIPAY: 0, OTHER: 0 };
+    let y = 140;
+    for (const [ch, cls] of [["WECHAT", "wx"], ["ALIPAY", "ali"], ["OTHER", "oth"]]) {
+      const hh = (v[ch] / max) * 120;
+      if (hh > 0) { y -= hh; rect(x, y, 22, hh, cls); }
+    }
+    if (h % 3 === 0) text(x, 155, String(h).padStart(2, "0"));
+  }
+  text(10, 12, max.toFixed(2));
+}
+
+function renderOpen() {
+  const list = $("open-list");
+  list.replaceChildren();
+  const items = report ? report.open_items : [];
+  $("open-none").hidden = items.length > 0;
+  for (const o of items) {
+    const key = o.refund_no ? `${o.order_no}@${o.refund_no}` : o.order_no;
+    list.append(el("li", { class: "bad" }, `${key}  ${o.amount}  ${t(o.status)}  ${t("since")} ${o.created_at.slice(0, 19).replace("T", " ")}`));
+  }
+}
+
+function renderOrders() {
+  const body = $("orders-body");
+  body.replaceChildren();
+  if (!report) return;
+  const q = $("search").value.trim().toLowerCase();
+  const f = $("filter").value;
+  const rows = [...report.transactions].reverse().filter((o) => {
+    if (f === "open" && !["PROCESSING", "UNKNOWN"].includes(o.status)) return false;
+    if (f !== "all" && f !== "open" && o.status !== f) return false;
+    return !q || [o.order_no, o.refund_no, o.pay_order_no].some((v) => v && v.toLowerCase().includes(q));
+  });
+  for (const o of rows) {
+    const key = o.refund_no ? `${o.order_no}@${o.refund_no}` : o.order_no;
+    const acts = el("td", { class: "acts" });
+    const button = (action, label) => {
+      const b = el("button", { type: "button", "data-action": action, "data-key": key }, t(label));
+      b.addEventListener("click", () => act(key, action));
+      acts.append(b);
+    };
+    if (["PROCESSING", "UNKNOWN"].includes(o.status)) { button("query", "query"); if (o.kind === "SALE") button("cancel", "cancel"); }
+    else button("rewrite", "rewrite");
+    const time = (o.finished_at || o.created_at).slice(11, 19);
+    body.append(el("tr", { class: "st-" + o.status, "data-order": key },
+      el("td", {}, time), el("td", {}, key), el("td", { class: "num" }, o.amount), el("td", {}, t(o.channel || "NONE")),
+      el("td", { class: "status" }, t(o.status)), el("td", {}, o.pay_order_no || "-"), acts));
+  }
+}
 
 function render() {
   document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
-  document.querySelectorAll("[data-i18n]").forEach((el) => (el.textContent = T[lang][el.dataset.i18n]));
-  document.getElementById("lang").textContent = T[lang].lang;
-  if (!last) return;
-  const s = document.getElementById("state");
-  s.textContent = lang === "zh" ? last.tooltip_zh : last.tooltip_en;
-  s.className = "state " + last.state;
-  document.getElementById("port").textContent = last.port || "-";
-  document.getElementById("device").textContent = last.device_id || "-";
-  document.getElementById("heard").textContent = last.last_heard || "-";
+  document.querySelectorAll("[data-i18n]").forEach((e) => (e.textContent = t(e.dataset.i18n)));
+  document.querySelectorAll("[data-i18n-placeholder]").forEach((e) => (e.placeholder = t(e.dataset.i18nPlaceholder)));
+  $("lang").textContent = t("lang");
+  renderStatus(); renderTotals(); renderChart(); renderOpen(); renderOrders();
 }
 
-document.getElementById("lang").addEventListener("click", () => {
-  lang = lang === "zh" ? "en" : "zh";
-  localStorage.setItem("lang", lang);
-  render();
-});
+function day() { return $("date").value || null; }
 
-if (window.__TAURI__) {
-  const { invoke } = window.__TAURI__.core;
-  const { listen } = window.__TAURI__.event;
-  invoke("status").then((v) => { last = v; render(); });
-  listen("pos-status", (e) => { last = e.payload; render(); });
+let pending = null;
+function refresh() {
+  // Events can come in bursts: one report request per burst.
+  if (pending || !tauri) return;
+  pending = setTimeout(() => {
+    pending = null;
+    tauri.core.invoke("day_report", { date: day() }).then((r) => { report = r; render(); }, (e) => notice(String(e), "bad"));
+  }, 150);
+}
+
+function act(key, action) {
+  if (action === "cancel" && !window.confirm(t("confirmCancel", key))) return;
+  tauri.core.invoke("order_action", { key, action }).then((s) => { notice(`${key}: ${t(s) || s}`); refresh(); }, (e) => notice(String(e), "bad"));
+}
+
+$("lang").addEventListener("click", () => { lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("lang", lang); render(); });
+$("search").addEventListener("input", renderOrders);
+$("filter").addEventListener("change", renderOrders);
+$("date").addEventListener("change", refresh);
+$("check-pos").addEventListener("click", () => tauri.core.invoke("check_pos_totals", { date: day() })
+  .then((r) => { report = r; render(); }, (e) => notice(String(e), "bad")));
+$("write-recon").addEventListener("click", () => tauri.core.invoke("write_reconciliation", { date: day() })
+  .then((p) => notice(t("written") + p.join(", ")), (e) => notice(String(e), "bad")));
+
+$("date").value = new Date(Date.now() - new Date().getTimezoneOffset() * 60000).toISOString().slice(0, 10);
+if (tauri) {
+  tauri.core.invoke("status").then((v) => { status = v; renderStatus(); });
+  tauri.event.listen("pos-status", (e) => { status = e.payload; renderStatus(); });
+  tauri.event.listen("order", (e) => {
+    if (e.payload.state === "FAILED") notice(t("failedOrder", e.payload.key), "bad");
+    refresh();
+  });
+  tauri.event.listen("rejected", (e) => notice(t("badFile") + (lang === "zh" ? e.payload.zh : e.payload.detail), "bad"));
+  refresh();
 }
 render();

@@ -2,10 +2,14 @@
 //! A thin shell: every decision about orders and money is in `hisbridge-core`.
 #![cfg_attr(all(not(debug_assertions), target_os = "windows"), windows_subsystem = "windows")]
 
+mod commands;
+
 use std::path::PathBuf;
 
 use hisbridge_core::bridge::Bridge;
 use hisbridge_core::config::Config;
+use hisbridge_core::engine::Notice;
+use hisbridge_core::journal::State;
 use hisbridge_core::keyfile;
 use hisbridge_core::pos::{Link, PosStatus};
 use serde::Serialize;
@@ -30,8 +34,19 @@ struct StatusView {
 
 struct AppState {
     status: std::sync::Mutex<StatusView>,
-    /// Keeps the core running for the app's lifetime.
-    _bridge: Option<Bridge>,
+    cfg: Option<Config>,
+    /// The core, running for the app's lifetime.
+    bridge: Option<Bridge>,
+}
+
+/// What the dashboard hears when an order changes; it then asks for the day again.
+#[derive(Debug, Clone, Serialize)]
+struct OrderEvent {
+    key: String,
+    state: &'static str,
+    amount: String,
+    channel: Option<String>,
+    error_code: Option<String>,
 }
 
 fn config_path() -> PathBuf {
@@ -73,6 +88,23 @@ fn view(s: &PosStatus) -> StatusView {
     }
 }
 
+/// Folds the orders at the POS into the link's view.
+fn with_orders(mut v: StatusView, open: &std::collections::BTreeMap<String, State>) -> StatusView {
+    if v.state != "ready" {
+        return v;
+    }
+    if open.values().any(|s| *s == State::Unknown) {
+        v.state = "attention";
+        v.tooltip_zh = "有订单结果未知，正在向 POS 查询".into();
+        v.tooltip_en = "An order's outcome is unknown; querying the POS".into();
+    } else if open.values().any(|s| matches!(s, State::Sent | State::Paying | State::Cancelling)) {
+        v.state = "busy";
+        v.tooltip_zh = "收款中：等待患者付款".into();
+        v.tooltip_en = "Busy: waiting for the patient to pay".into();
+    }
+    v
+}
+
 fn tray_image(state: &str) -> Image<'static> {
     let bytes: &'static [u8] = match state {
         "ready" => include_bytes!("../icons/ready.png"),
@@ -98,7 +130,7 @@ fn open_dashboard(app: &AppHandle) {
     }
     let _ = WebviewWindowBuilder::new(app, DASHBOARD, WebviewUrl::App("index.html".into()))
         .title("HIS Bridge")
-        .inner_size(900.0, 600.0)
+        .inner_size(1000.0, 760.0)
         .build();
 }
 
@@ -107,24 +139,65 @@ fn status(state: tauri::State<'_, AppState>) -> StatusView {
     state.status.lock().expect("status").clone()
 }
 
+fn config_of(state: &AppState) -> Result<Config, String> {
+    state.cfg.clone().ok_or_else(|| "配置错误，桥程序未启动 / configuration problem: the bridge is not running".into())
+}
+
+#[tauri::command]
+async fn day_report(
+    state: tauri::State<'_, AppState>,
+    date: Option<String>,
+) -> Result<hisbridge_core::recon::DayReport, String> {
+    let cfg = config_of(&state)?;
+    tauri::async_runtime::spawn_blocking(move || commands::day_report(&cfg, date.as_deref()))
+        .await
+        .map_err(|e| e.to_string())?
+}
+
+#[tauri::command]
+async fn order_action(state: tauri::State<'_, AppState>, key: String, action: String) -> Result<String, String> {
+    let bridge = state.bridge.as_ref().ok_or("the bridge is not running")?;
+    commands::order_action(bridge, &key, &action).await
+}
+
+#[tauri::command]
+async fn check_pos_totals(
+    state: tauri::State<'_, AppState>,
+    date: Option<String>,
+) -> Result<hisbridge_core::recon::DayReport, String> {
+    let cfg = config_of(&state)?;
+    let bridge = state.bridge.as_ref().ok_or("the bridge is not running")?;
+    commands::check_pos_totals(bridge, &cfg, date.as_deref()).await
+}
+
+#[tauri::command]
+async fn write_reconciliation(state: tauri::State<'_, AppState>, date: Option<String>) -> Result<Vec<String>, String> {
+    let cfg = config_of(&state)?;
+    tauri::async_runtime::spawn_blocking(move || commands::write_reconciliation(&cfg, date.as_deref()))
+        .await
+        .map_err(|e| e.to_string())?
+}
+
 fn main() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("HISBRIDGE_LOG").unwrap_or_else(|_| "info".into()))
         .try_init();
     tauri::Builder::default()
-        .invoke_handler(tauri::generate_handler![status])
+        .invoke_handler(tauri::generate_handler![status, day_report, order_action, check_pos_totals, write_reconciliation])
         .setup(|app| {
             let cfg_path = config_path();
             let started = Config::load(&cfg_path)
                 .map_err(|e| e.to_string())
                 .and_then(|cfg| keyfile::load(&cfg.key_file).map(|k| (cfg, k)).map_err(|e| e.to_string()))
                 .and_then(|(cfg, key)| {
-                    tauri::async_runtime::block_on(async { Bridge::start(&cfg, key) }).map_err(|e| e.to_string())
+                    tauri::async_runtime::block_on(async { Bridge::start(&cfg, key) })
+                        .map(|b| (cfg, b))
+                        .map_err(|e| e.to_string())
                 });
-            let (bridge, initial) = match started {
-                Ok(b) => {
+            let (cfg, bridge, initial) = match started {
+                Ok((cfg, b)) => {
                     let v = view(&b.pos.status());
-                    (Some(b), v)
+                    (Some(cfg), Some(b), v)
                 }
                 Err(e) => {
                     tracing::error!(config = %cfg_path.display(), error = %e, "bridge not started");
@@ -137,11 +210,12 @@ fn main() {
                         last_heard: None,
                         config_error: Some(e),
                     };
-                    (None, v)
+                    (None, None, v)
                 }
             };
             let watch = bridge.as_ref().map(|b| b.pos.watch());
-            app.manage(AppState { status: std::sync::Mutex::new(initial.clone()), _bridge: bridge });
+            let notices = bridge.as_ref().map(|b| b.notices.subscribe());
+            app.manage(AppState { status: std::sync::Mutex::new(initial.clone()), cfg, bridge });
 
             let open = MenuItem::with_id(app, "open", "打开面板 / Open dashboard", true, None::<&str>)?;
             let quit = MenuItem::with_id(app, "quit", "退出 / Quit", true, None::<&str>)?;
@@ -156,12 +230,34 @@ fn main() {
                     _ => {}
                 })
                 .build(app)?;
-            if let Some(mut rx) = watch {
+            if let (Some(mut rx), Some(mut notices)) = (watch, notices) {
                 let handle = app.handle().clone();
                 tauri::async_runtime::spawn(async move {
-                    while rx.changed().await.is_ok() {
-                        let v = view(&rx.borrow_and_update().clone());
-                        apply(&handle, &tray, v);
+                    // The icon: the link's state, "busy" while a payment is at the POS, and
+                    // "attention" while an outcome is unknown.
+                    let mut link = view(&rx.borrow().clone());
+                    let mut open: std::collections::BTreeMap<String, State> = Default::default();
+                    loop {
+                        tokio::select! {
+                            changed = rx.changed() => {
+                                if changed.is_err() { break; }
+                                link = view(&rx.borrow_and_update().clone());
+                            }
+                            n = notices.recv() => match n {
+                                Ok(Notice::Order { key, state, amount, channel, error_code }) => {
+                                    if state.is_final() { open.remove(&key); } else { open.insert(key.clone(), state); }
+                                    let _ = handle.emit("order", OrderEvent { key, state: state.as_str(), amount, channel, error_code });
+                                }
+                                Ok(Notice::Rejected { source, code, detail }) => {
+                                    let _ = handle.emit("rejected", serde_json::json!({
+                                        "source": source, "code": code.as_str(), "zh": code.zh(), "detail": detail,
+                                    }));
+                                }
+                                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                                Err(_) => break,
+                            },
+                        }
+                        apply(&handle, &tray, with_orders(link.clone(), &open));
                     }
                 });
             }

@@ -7,10 +7,11 @@ use hisbridge_protocol::SessionConfig;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::config::Config;
-use crate::engine::{Control, Engine, EngineSettings, Notice};
+use crate::engine::{Control, Engine, EngineSettings, Notice, OrderAction};
 use crate::envelope::Key;
 use crate::intake::Inbox;
 use crate::journal::Journal;
+use crate::journal::State;
 use crate::pos::{self, PosConfig, PosHandle};
 
 #[derive(Debug, thiserror::Error)]
@@ -78,5 +79,17 @@ impl Bridge {
         }
         tokio::spawn(Inbox { folders: cfg.folders.clone(), cfg: cfg.intake.clone(), key, tx: sub_tx }.run());
         Ok(Self { pos, notices, control, engine })
+    }
+}
+
+impl Bridge {
+    /// A cashier's action on an order (dashboard): query, cancel, or rewrite its result file.
+    pub async fn order_action(&self, key: &str, action: OrderAction) -> Result<State, String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.control
+            .send(Control::Order { key: key.to_string(), action, reply: tx })
+            .await
+            .map_err(|_| "the bridge is not running".to_string())?;
+        rx.await.map_err(|_| "the bridge stopped".to_string())?
     }
 }

@@ -38,6 +38,19 @@ pub enum Control {
     /// Ask the POS for its totals of `date` (`YYYYMMDD`); journaled when they arrive. Sent only
     /// while no transaction is active, and nothing new starts until the POS has answered.
     PosTotals { date: String, reply: oneshot::Sender<Result<PosTotals, String>> },
+    /// A cashier's action on one order (by its key, `order_no` or `order_no@refund_no`).
+    Order { key: String, action: OrderAction, reply: oneshot::Sender<Result<State, String>> },
+}
+
+/// What a cashier can do to an order from the dashboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderAction {
+    /// Ask the POS now (an open order); a final order is answered from the journal.
+    Query,
+    /// Cancel an order that is queued or running on the POS (never one already paid).
+    Cancel,
+    /// Write the order's result file(s) again, for an HIS that lost one.
+    Rewrite,
 }
 
 pub struct EngineSettings {
@@ -143,7 +156,7 @@ impl Engine {
                     Some(e) => self.on_pos(e).await,
                     None => break,
                 },
-                Some(c) = control.recv() => self.on_control(c),
+                Some(c) = control.recv() => self.on_control(c).await,
                 _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => self.on_timeout().await,
             };
             if let Err(e) = res {
@@ -153,8 +166,16 @@ impl Engine {
         info!("engine stopped");
     }
 
-    fn on_control(&mut self, c: Control) -> Result<(), JournalError> {
+    async fn on_control(&mut self, c: Control) -> Result<(), JournalError> {
         match c {
+            Control::Order { key, action, reply } => {
+                let span = info_span!("order", key = %key);
+                let res = match self.journal.get_by_key(&key)? {
+                    None => Err(format!("no order {key}")),
+                    Some(row) => self.cashier_action(row, action).instrument(span).await?,
+                };
+                let _ = reply.send(res);
+            }
             Control::PosTotals { date, reply } => {
                 if !self.pos_ready() {
                     let _ = reply.send(Err("POS not connected".into()));
@@ -164,6 +185,70 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    async fn cashier_action(
+        &mut self,
+        row: OrderRow,
+        action: OrderAction,
+    ) -> Result<Result<State, String>, JournalError> {
+        info!(?action, state = row.state.as_str(), "cashier action");
+        Ok(match action {
+            OrderAction::Query => {
+                if row.state.is_open() {
+                    // The resolver queries it at its next turn.
+                    self.last_query.remove(&row.id);
+                }
+                Ok(row.state)
+            }
+            OrderAction::Rewrite => {
+                if self.journal.replies(row.id)?.is_empty() {
+                    Err("this order came over the socket channel: it has no result file".to_string())
+                } else {
+                    self.deliver(&row);
+                    Ok(row.state)
+                }
+            }
+            OrderAction::Cancel => match row.state {
+                State::Accepted => {
+                    let row = self.journal.transition(
+                        row.id,
+                        State::Cancelled,
+                        &Update {
+                            error_code: Some(ErrorCode::Cancelled.as_str()),
+                            detail: Some("cancelled by the cashier before sending"),
+                            ..Default::default()
+                        },
+                    )?;
+                    self.deliver(&row);
+                    Ok(row.state)
+                }
+                State::Sent | State::Paying | State::Unknown if row.kind == Kind::Sale => {
+                    let is_active = self.active.as_ref().is_some_and(|a| a.id == row.id && a.phase != Phase::Querying);
+                    if is_active {
+                        self.send_cancel(&row, false).await?;
+                    } else {
+                        let row = self.journal.transition(
+                            row.id,
+                            State::Cancelling,
+                            &Update {
+                                error_code: Some(ErrorCode::Cancelled.as_str()),
+                                detail: Some("cancel requested by the cashier"),
+                                ..Default::default()
+                            },
+                        )?;
+                        self.last_query.remove(&row.id);
+                        self.deliver(&row);
+                    }
+                    Ok(State::Cancelling)
+                }
+                State::Cancelling => Ok(State::Cancelling),
+                s if row.kind == Kind::Refund && s.is_open() => {
+                    Err("a refund under way cannot be cancelled; it is confirmed by query".to_string())
+                }
+                s => Err(format!("the order is already final ({}); nothing to cancel", s.as_str())),
+            },
+        })
     }
 
     /// Sends the first waiting TOTALS request; only called while no transaction is active.

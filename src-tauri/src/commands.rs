@@ -1,0 +1,111 @@
+//! The dashboard's command layer: plain functions over the core, so they are tested with a
+//! temp journal and no window. The `#[tauri::command]` wrappers in main.rs only unpack state.
+
+use hisbridge_core::bridge::Bridge;
+use hisbridge_core::config::Config;
+use hisbridge_core::engine::OrderAction;
+use hisbridge_core::journal::Journal;
+use hisbridge_core::recon::{self, DayReport};
+
+/// Today's local date, `YYYY-MM-DD`.
+pub fn today() -> String {
+    chrono::Local::now().format("%Y-%m-%d").to_string()
+}
+
+/// The day's report: orders, totals by channel and terminal, the hourly chart, open items and
+/// the POS's totals (as last fetched). Reads the journal on a connection of its own.
+pub fn day_report(cfg: &Config, date: Option<&str>) -> Result<DayReport, String> {
+    let date = date.map(str::to_string).unwrap_or_else(today);
+    recon::pos_day(&date).map_err(|e| e.to_string())?;
+    let journal = Journal::open(&cfg.journal).map_err(|e| e.to_string())?;
+    DayReport::build(&journal, &date, &cfg.pos.device_id).map_err(|e| e.to_string())
+}
+
+pub fn parse_action(action: &str) -> Result<OrderAction, String> {
+    match action {
+        "query" => Ok(OrderAction::Query),
+        "cancel" => Ok(OrderAction::Cancel),
+        "rewrite" => Ok(OrderAction::Rewrite),
+        other => Err(format!("unknown action {other:?}")),
+    }
+}
+
+/// A cashier's action on one order; answers with the order's state after it.
+pub async fn order_action(bridge: &Bridge, key: &str, action: &str) -> Result<String, String> {
+    let a = parse_action(action)?;
+    bridge.order_action(key, a).await.map(|s| s.as_str().to_string())
+}
+
+/// Asks the POS for the day's totals (journaled), then returns the day's report with them.
+pub async fn check_pos_totals(bridge: &Bridge, cfg: &Config, date: Option<&str>) -> Result<DayReport, String> {
+    let date = date.map(str::to_string).unwrap_or_else(today);
+    recon::fetch_pos_totals(&bridge.control, &date).await?;
+    day_report(cfg, Some(&date))
+}
+
+/// Writes the day's reconciliation file (and CSV where configured) now; returns the paths.
+pub fn write_reconciliation(cfg: &Config, date: Option<&str>) -> Result<Vec<String>, String> {
+    let report = day_report(cfg, date)?;
+    let key = hisbridge_core::keyfile::load(&cfg.key_file).map_err(|e| e.to_string())?;
+    let paths = recon::write_files(&report, &key, &cfg.reconciliation.folder, cfg.reconciliation.csv_folder.as_deref())
+        .map_err(|e| e.to_string())?;
+    Ok(paths.into_iter().map(|p| p.display().to_string()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hisbridge_core::journal::{NewOrder, State, Update};
+
+    fn config(dir: &std::path::Path) -> Config {
+        let text = format!(
+            "data_dir = {:?}\nterminals = [\"W01\"]\n[pos]\nport = \"/dev/null\"\ndevice_id = \"POS-0001\"\n",
+            dir.display().to_string()
+        );
+        Config::from_toml(&text, dir).unwrap()
+    }
+
+    #[test]
+    fn day_report_reads_the_journal_without_a_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        let mut j = Journal::open(&cfg.journal).unwrap();
+        for (no, fen, channel, state) in [
+            ("A1", 1250, "WECHAT", State::Success),
+            ("A2", 860, "ALIPAY", State::Success),
+            ("A3", 500, "", State::Unknown),
+        ] {
+            let o = j
+                .insert(&NewOrder {
+                    key: no,
+                    order_no: no,
+                    refund_no: None,
+                    terminal_id: "W01",
+                    amount_fen: fen,
+                    description: None,
+                    operator: None,
+                    orig_pos_ref: None,
+                    source: "test",
+                })
+                .unwrap();
+            j.start_attempt(o.id, "POS-0001").unwrap();
+            let ch = (!channel.is_empty()).then_some(channel);
+            j.transition(o.id, state, &Update { channel: ch, pay_order_no: Some(no), ..Default::default() }).unwrap();
+        }
+        let r = day_report(&cfg, None).unwrap();
+        assert_eq!(r.date, today());
+        assert_eq!(r.transactions.len(), 3);
+        assert_eq!(r.totals.net_fen, 2110);
+        assert_eq!(r.open_items.len(), 1, "the unknown order is an open item");
+        assert_eq!(r.by_hour.iter().map(|h| h.sales).sum::<u64>(), 2);
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["totals"]["net_amount"], "21.10", "what the dashboard receives");
+
+        assert!(day_report(&cfg, Some("2026-13-01")).unwrap_err().contains("YYYY-MM-DD"));
+        assert!(parse_action("refund").is_err());
+        hisbridge_core::keyfile::write_new(&cfg.key_file, &hisbridge_core::envelope::Key::generate("K1").unwrap())
+            .unwrap();
+        let paths = write_reconciliation(&cfg, None).unwrap();
+        assert!(paths[0].ends_with(&format!("RECON-{}.res", today().replace('-', ""))), "{paths:?}");
+    }
+}
