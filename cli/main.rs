@@ -44,6 +44,19 @@ enum Cmd {
     /// writes the HIS file and the finance CSV, matches a WeChat Pay / Alipay / POS statement.
     /// Exits with status 3 when the statement shows differences.
     Report(report::ReportArgs),
+    /// Write a diagnostics archive for support: config (never the key), journal extract, logs.
+    Diag {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// A folder of log files to include (the tray app's log folder, a service's log folder).
+        #[arg(long)]
+        logs: Option<PathBuf>,
+        /// Days of journal to include.
+        #[arg(long, default_value_t = 7)]
+        days: i64,
+    },
     /// Generate a new shared AES-256 key file.
     Keygen {
         /// Key id written into every envelope (1-32 of A-Z a-z 0-9 _ -).
@@ -153,6 +166,19 @@ fn main() -> Result<()> {
         Cmd::SimPos(a) => sim_pos(a),
         Cmd::His { cmd } => his(cmd),
         Cmd::Report(a) => report::run(a),
+        Cmd::Diag { config, out, logs, days } => {
+            let cfg = Config::load(&config)?;
+            let status = serde_json::json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "os": std::env::consts::OS,
+                "pos_port": cfg.pos.port,
+                "device_id": cfg.pos.device_id,
+                "key_id": keyfile::load(&cfg.key_file).map(|k| k.id().to_string()).map_err(|e| e.to_string()),
+            });
+            let names = hisbridge_core::diag::write_archive(&cfg, &config, logs.as_deref(), &status, days, &out)?;
+            println!("wrote {} ({} entries)", out.display(), names.len());
+            Ok(())
+        }
         Cmd::Keygen { id, out } => {
             let key = Key::generate(&id).context("key id")?;
             keyfile::write_new(&out, &key)?;

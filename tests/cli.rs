@@ -138,3 +138,51 @@ fn report_prints_the_day_writes_its_files_and_matches_a_statement() {
     let (ok, out) = hisbridge(&["report", "-c", cfg, "--date", "2026-02-30"]);
     assert!(!ok && out.contains("YYYY-MM-DD"), "{out}");
 }
+
+#[test]
+fn diagnostics_archive_has_what_support_needs_and_no_key() {
+    let h = Harness::new();
+    assert_eq!(h.pay("DG1", "+3.00").status, hisbridge_core::his::Status::Success);
+    let cfg = h.dir.path().join("hisbridge.toml");
+    let logs = h.dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::write(logs.join("hisbridge.log"), "2026-11-26 INFO POS connected\n").unwrap();
+    let out = h.dir.path().join("diag.zip");
+    let (ok, text) = hisbridge(&[
+        "diag",
+        "-c",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--logs",
+        logs.to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&out).unwrap()).unwrap();
+    let mut names: Vec<String> = zip.file_names().map(String::from).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "README.txt",
+            "config.toml",
+            "journal/events.csv",
+            "journal/orders.csv",
+            "journal/rejects.csv",
+            "logs/hisbridge.log",
+            "status.json"
+        ]
+    );
+    let key_b64 = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(h.key.expose_bytes())
+    };
+    let mut everything = String::new();
+    for i in 0..zip.len() {
+        let mut f = zip.by_index(i).unwrap();
+        std::io::Read::read_to_string(&mut f, &mut everything).unwrap();
+    }
+    assert!(everything.contains("DG1.1"), "the journal extract holds the order");
+    assert!(!everything.contains(&key_b64), "no key material");
+    assert!(!everything.contains(&hex::encode(h.key.expose_bytes())));
+}

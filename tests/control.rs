@@ -59,3 +59,71 @@ fn paid_orders_cannot_be_cancelled_and_lost_results_are_rewritten() {
     assert_eq!(act(&h, "K3", OrderAction::Query), Ok(State::Success));
     assert!(act(&h, "NOPE", OrderAction::Query).unwrap_err().contains("no order"));
 }
+
+#[test]
+fn pause_refuses_new_orders_and_the_connection_test_reads_the_pos() {
+    let h = Harness::new();
+    let b = h.bridge.as_ref().unwrap();
+    let rt = h.rt.as_ref().unwrap();
+    h.eventually("POS connected", || b.pos.status().link == hisbridge_core::pos::Link::Ready);
+    let info = rt.block_on(b.pos_info()).expect("the POS answers INFO");
+    assert_eq!(info.device_id, common::DEVICE);
+    assert_eq!(info.time.len(), 14);
+
+    rt.block_on(b.pause(true)).unwrap();
+    let r = h.wait(&h.send(&Harness::order("W01", "P1", "+1.00", None)));
+    assert_eq!((r.status, r.error_code.as_deref()), (Status::Rejected, Some("E_PAUSED")));
+    assert!(h.sim.ledger().get("P1.1").is_none());
+    rt.block_on(b.pause(false)).unwrap();
+    assert_eq!(h.pay("P2", "+1.00").status, Status::Success);
+}
+
+#[test]
+fn settings_are_checked_saved_and_applied() {
+    use hisbridge_core::settings::{self, SettingsForm};
+    let h = Harness::new();
+    let path = h.dir.path().join("hisbridge.toml");
+    let form = SettingsForm::from_config(&h.cfg);
+    assert_eq!(form.key_id.as_deref(), Some("K1"));
+
+    // Each mistake is named by its field, and nothing is written.
+    let before = std::fs::read_to_string(&path).unwrap();
+    for (f, field) in [
+        (SettingsForm { baud: 1234, ..form.clone() }, "baud"),
+        (SettingsForm { device_id: "POS 1".into(), ..form.clone() }, "device_id"),
+        (SettingsForm { terminals: vec![], ..form.clone() }, "terminals"),
+        (SettingsForm { terminals: vec!["W01".into(), "W01".into()], ..form.clone() }, "terminals"),
+        (SettingsForm { scan_secs: 0, ..form.clone() }, "scan_secs"),
+        (SettingsForm { outbox: form.inbox.clone(), ..form.clone() }, "outbox"),
+        (SettingsForm { socket_port: Some(0), ..form.clone() }, "socket_port"),
+    ] {
+        let e = settings::save(&path, &f).unwrap_err();
+        assert_eq!(e.field().map(|f| f.field.as_str()), Some(field), "{e}");
+    }
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+
+    // A valid change: a new terminal applies at once, without a restart.
+    let mut f = form.clone();
+    f.terminals.push("W09".into());
+    f.notify.success = true;
+    let cfg = settings::save(&path, &f).unwrap();
+    assert!(!settings::needs_restart(&h.cfg, &cfg));
+    assert!(cfg.notify.success);
+    let reloaded = hisbridge_core::config::Config::load(&path).unwrap();
+    assert!(reloaded.terminals.contains("W09"));
+    assert_eq!(reloaded.pos.port, h.cfg.pos.port, "untouched settings stay");
+    h.rt.as_ref().unwrap().block_on(h.bridge.as_ref().unwrap().reconfigure(&cfg)).unwrap();
+    let r = h.wait(&h.send(&Harness::order("W09", "S9", "+1.00", None)));
+    assert_eq!(r.status, Status::Success, "{r:?}");
+    let moved = SettingsForm { pos_port: "/dev/ttyACM9".into(), ..f.clone() };
+    let (_, c2) = settings::apply(&path, &moved).unwrap();
+    assert!(settings::needs_restart(&cfg, &c2), "a new port needs the bridge to start again");
+
+    // Key import: checked, stored owner-only, never echoed.
+    let e = settings::import_key(&cfg, "key_id = \"K2\"\nkey = \"AAAA\"\n").unwrap_err();
+    assert!(e.to_string().contains("32"), "{e}");
+    let k2 = hisbridge_core::envelope::Key::generate("K2").unwrap();
+    let id = settings::import_key(&cfg, &hisbridge_core::keyfile::to_text(&k2)).unwrap();
+    assert_eq!(id, "K2");
+    assert_eq!(hisbridge_core::keyfile::load(&cfg.key_file).unwrap().expose_bytes(), k2.expose_bytes());
+}

@@ -7,7 +7,7 @@ use hisbridge_protocol::SessionConfig;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::config::Config;
-use crate::engine::{Control, Engine, EngineSettings, Notice, OrderAction};
+use crate::engine::{Control, Engine, EngineSettings, Notice, OrderAction, PosInfo};
 use crate::envelope::Key;
 use crate::intake::Inbox;
 use crate::journal::Journal;
@@ -91,5 +91,30 @@ impl Bridge {
             .await
             .map_err(|_| "the bridge is not running".to_string())?;
         rx.await.map_err(|_| "the bridge stopped".to_string())?
+    }
+
+    async fn control(&self, c: Control) -> Result<(), String> {
+        self.control.send(c).await.map_err(|_| "the bridge is not running".to_string())
+    }
+
+    /// Stops (true) or resumes (false) taking new orders at this window.
+    pub async fn pause(&self, paused: bool) -> Result<(), String> {
+        self.control(Control::Pause(paused)).await
+    }
+
+    /// The cashier's connection test: the POS answers INFO (device, version, its clock).
+    pub async fn pos_info(&self) -> Result<PosInfo, String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.control(Control::PosInfo { reply: tx }).await?;
+        match tokio::time::timeout(std::time::Duration::from_secs(30), rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err("the bridge stopped".into()),
+            Err(_) => Err("the POS did not answer in 30 s (a payment may be in progress)".into()),
+        }
+    }
+
+    /// Applies the settings a running bridge can take at once: terminals and timeouts.
+    pub async fn reconfigure(&self, cfg: &Config) -> Result<(), String> {
+        self.control(Control::Reconfigure { terminals: cfg.terminals.clone(), timeouts: cfg.timeouts.clone() }).await
     }
 }

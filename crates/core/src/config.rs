@@ -40,6 +40,33 @@ pub struct RawConfig {
     pub socket: RawSocket,
     #[serde(default)]
     pub reconciliation: RawReconciliation,
+    #[serde(default)]
+    pub notifications: RawNotify,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotify {
+    pub success: Option<bool>,
+    pub failure: Option<bool>,
+    pub unknown: Option<bool>,
+    pub link: Option<bool>,
+    pub rejected: Option<bool>,
+}
+
+/// Which events the tray app shows as notifications (`[notifications]`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct Notify {
+    /// A payment or refund succeeded (off by default: the POS already shows it).
+    pub success: bool,
+    /// A payment failed, with the reason in words.
+    pub failure: bool,
+    /// An outcome is unknown and needs attention.
+    pub unknown: bool,
+    /// The POS disconnected or came back.
+    pub link: bool,
+    /// The HIS sent an instruction that was refused.
+    pub rejected: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -156,6 +183,7 @@ pub struct Reconciliation {
 
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub notify: Notify,
     pub socket: Option<Socket>,
     pub reconciliation: Reconciliation,
     pub data_dir: PathBuf,
@@ -244,7 +272,16 @@ impl Config {
             csv_folder: raw.reconciliation.csv_folder.map(abs),
             at,
         };
+        let n = &raw.notifications;
+        let notify = Notify {
+            success: n.success.unwrap_or(false),
+            failure: n.failure.unwrap_or(true),
+            unknown: n.unknown.unwrap_or(true),
+            link: n.link.unwrap_or(true),
+            rejected: n.rejected.unwrap_or(true),
+        };
         Ok(Config {
+            notify,
             reconciliation,
             socket,
             key_file: under(raw.key_file, "hisbridge.key"),

@@ -28,8 +28,20 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// What the engine tells front ends (tray, command line) about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
-    Order { key: String, state: State, amount: String, channel: Option<String>, error_code: Option<String> },
-    Rejected { source: String, code: ErrorCode, detail: String },
+    Order {
+        key: String,
+        state: State,
+        amount: String,
+        channel: Option<String>,
+        error_code: Option<String>,
+    },
+    Rejected {
+        source: String,
+        code: ErrorCode,
+        detail: String,
+    },
+    /// Taking new orders was paused (true) or resumed (false).
+    Paused(bool),
 }
 
 /// Requests from front ends (tray, scheduler, command line) to the engine.
@@ -38,8 +50,26 @@ pub enum Control {
     /// Ask the POS for its totals of `date` (`YYYYMMDD`); journaled when they arrive. Sent only
     /// while no transaction is active, and nothing new starts until the POS has answered.
     PosTotals { date: String, reply: oneshot::Sender<Result<PosTotals, String>> },
+    /// New terminal list and timeouts from the settings window; they apply from the next order
+    /// (and the next deadline) on.
+    Reconfigure { terminals: BTreeSet<String>, timeouts: Timeouts },
+    /// Stop (true) or resume (false) taking new orders. While paused, new orders are refused with
+    /// `E_PAUSED`; queries, cancels and open orders carry on.
+    Pause(bool),
+    /// Ask the POS for its INFO (device, version, clock): the cashier's connection test.
+    PosInfo { reply: oneshot::Sender<Result<PosInfo, String>> },
     /// A cashier's action on one order (by its key, `order_no` or `order_no@refund_no`).
     Order { key: String, action: OrderAction, reply: oneshot::Sender<Result<State, String>> },
+}
+
+/// The POS's answer to INFO.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PosInfo {
+    pub device_id: String,
+    pub version: String,
+    pub model: String,
+    /// The POS clock, `YYYYMMDDhhmmss`.
+    pub time: String,
 }
 
 /// What a cashier can do to an order from the dashboard.
@@ -106,6 +136,10 @@ pub struct Engine {
     /// TOTALS requests waiting for an idle POS, and the one sent (its date and deadline).
     totals_waiting: Vec<(String, oneshot::Sender<Result<PosTotals, String>>)>,
     totals_sent: Option<(String, Instant)>,
+    info_waiting: Vec<oneshot::Sender<Result<PosInfo, String>>>,
+    info_sent: Option<Instant>,
+    /// The cashier paused taking new orders.
+    paused: bool,
 }
 
 fn result_name(stem: &str) -> String {
@@ -132,6 +166,9 @@ impl Engine {
             subscribers: HashMap::new(),
             totals_waiting: Vec::new(),
             totals_sent: None,
+            info_waiting: Vec::new(),
+            info_sent: None,
+            paused: false,
         }
     }
 
@@ -168,6 +205,23 @@ impl Engine {
 
     async fn on_control(&mut self, c: Control) -> Result<(), JournalError> {
         match c {
+            Control::Reconfigure { terminals, timeouts } => {
+                info!(terminals = terminals.len(), "settings applied");
+                self.s.terminals = terminals;
+                self.s.timeouts = timeouts;
+            }
+            Control::Pause(p) => {
+                info!(paused = p, "taking new orders: {}", if p { "paused" } else { "resumed" });
+                self.paused = p;
+                self.notice(Notice::Paused(p));
+            }
+            Control::PosInfo { reply } => {
+                if !self.pos_ready() {
+                    let _ = reply.send(Err("POS not connected".into()));
+                } else {
+                    self.info_waiting.push(reply);
+                }
+            }
             Control::Order { key, action, reply } => {
                 let span = info_span!("order", key = %key);
                 let res = match self.journal.get_by_key(&key)? {
@@ -269,6 +323,24 @@ impl Engine {
         }
     }
 
+    async fn send_info(&mut self) {
+        self.info_waiting.retain(|r| !r.is_closed());
+        if self.info_sent.is_some() || self.info_waiting.is_empty() || self.totals_sent.is_some() {
+            return;
+        }
+        match self.pos.request(Request::Info).await {
+            Ok(()) => self.info_sent = Some(Instant::now() + QUERY_TIMEOUT),
+            Err(e) => self.answer_info(Err(format!("POS not ready: {e}"))),
+        }
+    }
+
+    fn answer_info(&mut self, res: Result<PosInfo, String>) {
+        self.info_sent = None;
+        for reply in self.info_waiting.drain(..) {
+            let _ = reply.send(res.clone());
+        }
+    }
+
     fn answer_totals(&mut self, date: &str, res: Result<PosTotals, String>) {
         if self.totals_sent.as_ref().is_some_and(|(d, _)| d == date) {
             self.totals_sent = None;
@@ -284,6 +356,9 @@ impl Engine {
         let mut d = self.next_housekeeping;
         if let Some((_, t)) = &self.totals_sent {
             d = d.min(*t);
+        }
+        if let Some(t) = self.info_sent {
+            d = d.min(t);
         }
         if let Some(a) = &self.active {
             d = d.min(a.deadline);
@@ -403,6 +478,11 @@ impl Engine {
             };
             self.deliver(&row);
             return Ok(());
+        }
+        if self.paused {
+            let detail =
+                "the cashier paused taking payments at this window; send the order again later or to another window";
+            return self.reject(to, Some(&ins.order_no), Some(ins), ErrorCode::Paused, detail);
         }
         let mut orig_pos_ref = None;
         if amount.is_refund() {
@@ -554,7 +634,8 @@ impl Engine {
             return Ok(());
         }
         self.send_totals().await;
-        if self.totals_sent.is_some() {
+        self.send_info().await;
+        if self.totals_sent.is_some() || self.info_sent.is_some() {
             // The POS answers TOTALS at once; an ERROR in between must not be taken for a sale's.
             return Ok(());
         }
@@ -660,6 +741,9 @@ impl Engine {
         let now = Instant::now();
         if now >= self.next_housekeeping {
             self.housekeeping();
+        }
+        if self.info_sent.is_some_and(|t| now >= t) {
+            self.answer_info(Err("the POS did not answer INFO".into()));
         }
         if let Some((date, t)) = self.totals_sent.clone() {
             if now >= t {
@@ -772,8 +856,16 @@ impl Engine {
                 self.answer_totals(&date, Ok(t));
                 Ok(())
             }
+            PosEvent::Session(SessionEvent::Info { device_id, version, model, time }) => {
+                if self.info_sent.is_some() {
+                    self.answer_info(Ok(PosInfo { device_id, version, model, time }));
+                }
+                Ok(())
+            }
             PosEvent::Session(SessionEvent::PosError { code, message }) if self.active.is_none() => {
-                if let Some((date, _)) = self.totals_sent.clone() {
+                if self.info_sent.is_some() {
+                    self.answer_info(Err(format!("the POS refused INFO: {code} {message}")));
+                } else if let Some((date, _)) = self.totals_sent.clone() {
                     warn!(code, message, "POS refused TOTALS");
                     self.answer_totals(&date, Err(format!("the POS refused TOTALS: {code} {message}")));
                 } else {
@@ -1090,5 +1182,6 @@ pub fn en_text(c: ErrorCode) -> &'static str {
         ErrorCode::NotCancellable => "the order is finished and cannot be cancelled",
         ErrorCode::Stale => "message too old, or the HIS and bridge clocks differ",
         ErrorCode::Replay => "message received before (replay)",
+        ErrorCode::Paused => "the cashier paused taking payments at this window; send it again later or elsewhere",
     }
 }

@@ -5,6 +5,7 @@ pub use hisbridge_message::{amount, envelope, his, keyfile};
 
 pub mod bridge;
 pub mod config;
+pub mod diag;
 pub mod engine;
 pub mod failpoint;
 pub mod folders;
@@ -13,5 +14,6 @@ pub mod intake;
 pub mod journal;
 pub mod pos;
 pub mod recon;
+pub mod settings;
 pub mod socket;
 pub mod statement;

@@ -293,6 +293,8 @@ pub enum ErrorCode {
     Stale,
     #[serde(rename = "E_REPLAY")]
     Replay,
+    #[serde(rename = "E_PAUSED")]
+    Paused,
 }
 
 impl ErrorCode {
@@ -319,6 +321,7 @@ impl ErrorCode {
             ErrorCode::NotCancellable => "E_NOT_CANCELLABLE",
             ErrorCode::Stale => "E_STALE",
             ErrorCode::Replay => "E_REPLAY",
+            ErrorCode::Paused => "E_PAUSED",
         }
     }
 
@@ -350,6 +353,7 @@ impl ErrorCode {
             ErrorCode::NotCancellable => "订单已完成，不能取消",
             ErrorCode::Stale => "报文已过期或HIS与本机时钟相差过大",
             ErrorCode::Replay => "重复报文（重放），已拒收",
+            ErrorCode::Paused => "该收费窗口已暂停收款，请稍后再试或到其他窗口",
         }
     }
 }

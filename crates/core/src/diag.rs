@@ -1,0 +1,169 @@
+//! The diagnostics archive for support: what IT sends when something is wrong. It holds the
+//! config (never the key), the POS link state, a journal extract of the last days and the logs;
+//! no key material and no payment codes (the bridge never sees those).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+use crate::journal::Journal;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DiagError {
+    #[error("cannot write the archive {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("cannot write the archive: {0}")]
+    Zip(#[from] zip::result::ZipError),
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
+}
+
+/// Extra facts the front end knows (POS status, versions), written as `status.json`.
+pub type Status = serde_json::Value;
+
+const MAX_LOG_BYTES: u64 = 20 * 1024 * 1024;
+
+fn csv_line(cells: &[String]) -> String {
+    let mut s = cells.iter().map(|c| crate::recon::csv_cell(c)).collect::<Vec<_>>().join(",");
+    s.push_str("\r\n");
+    s
+}
+
+/// Writes `out` (a .zip). `log_dir`, when given, contributes its newest files up to 20 MB.
+pub fn write_archive(
+    cfg: &Config,
+    config_path: &Path,
+    log_dir: Option<&Path>,
+    status: &Status,
+    days: i64,
+    out: &Path,
+) -> Result<Vec<String>, DiagError> {
+    let io = |source| DiagError::Io { path: out.to_path_buf(), source };
+    let file = std::fs::File::create(out).map_err(io)?;
+    let mut zip = zip::ZipWriter::new(file);
+    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    let mut names = Vec::new();
+    let mut add = |zip: &mut zip::ZipWriter<std::fs::File>, name: &str, bytes: &[u8]| -> Result<(), DiagError> {
+        zip.start_file(name, opts)?;
+        zip.write_all(bytes).map_err(io)?;
+        names.push(name.to_string());
+        Ok(())
+    };
+    let readme = format!(
+        "HIS Bridge diagnostics / 诊断包\ncreated: {}\nversion: {}\nconfig: {}\n\n\
+         Contents: config.toml (the key file is NOT included), status.json, journal extract of the last {days} days \
+         (orders.csv, events.csv, rejects.csv), logs/.\n包含：配置（不含密钥）、状态、最近 {days} 天的流水摘录、日志。\n",
+        crate::journal::now_str(),
+        env!("CARGO_PKG_VERSION"),
+        config_path.display()
+    );
+    add(&mut zip, "README.txt", readme.as_bytes())?;
+    let config_text = std::fs::read_to_string(config_path).unwrap_or_else(|e| format!("# cannot read: {e}\n"));
+    add(&mut zip, "config.toml", config_text.as_bytes())?;
+    add(&mut zip, "status.json", serde_json::to_string_pretty(status).unwrap_or_default().as_bytes())?;
+
+    if cfg.journal.exists() {
+        let j = Journal::open(&cfg.journal)?;
+        let today = chrono::Local::now().date_naive();
+        let from = (today - chrono::Days::new(days.max(0) as u64)).format("%Y-%m-%d").to_string();
+        let rows = j.orders_between(&from, &today.format("%Y-%m-%d").to_string())?;
+        let mut orders = csv_line(
+            &[
+                "id",
+                "key",
+                "terminal_id",
+                "kind",
+                "amount_fen",
+                "state",
+                "attempt",
+                "pos_ref",
+                "device_id",
+                "pay_order_no",
+                "channel",
+                "pos_code",
+                "pos_message",
+                "error_code",
+                "created_at",
+                "finished_at",
+                "result_written_at",
+            ]
+            .map(String::from),
+        );
+        let mut events = csv_line(&["order_id", "key", "at", "state", "detail"].map(String::from));
+        let mut all: std::collections::BTreeMap<i64, crate::journal::OrderRow> =
+            rows.into_iter().map(|o| (o.id, o)).collect();
+        for o in j.open_items(&today.format("%Y-%m-%d").to_string())? {
+            all.insert(o.id, o);
+        }
+        for o in all.values() {
+            let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+            orders.push_str(&csv_line(&[
+                o.id.to_string(),
+                o.key.clone(),
+                o.terminal_id.clone(),
+                o.kind.as_str().to_string(),
+                o.amount_fen.to_string(),
+                o.state.as_str().to_string(),
+                o.attempt.to_string(),
+                opt(&o.pos_ref),
+                opt(&o.device_id),
+                opt(&o.pay_order_no),
+                opt(&o.channel),
+                opt(&o.pos_code),
+                opt(&o.pos_message),
+                opt(&o.error_code),
+                o.created_at.clone(),
+                opt(&o.finished_at),
+                opt(&o.result_written_at),
+            ]));
+            if !o.state.is_final() || o.attempt > 1 {
+                for (at, state, detail) in j.events(o.id)? {
+                    events.push_str(&csv_line(&[
+                        o.id.to_string(),
+                        o.key.clone(),
+                        at,
+                        state,
+                        detail.unwrap_or_default(),
+                    ]));
+                }
+            }
+        }
+        add(&mut zip, "journal/orders.csv", orders.as_bytes())?;
+        add(&mut zip, "journal/events.csv", events.as_bytes())?;
+        let mut rejects = csv_line(&["source", "order_no", "error_code"].map(String::from));
+        for (source, order_no, code) in j.rejects()? {
+            rejects.push_str(&csv_line(&[source, order_no.unwrap_or_default(), code]));
+        }
+        add(&mut zip, "journal/rejects.csv", rejects.as_bytes())?;
+    }
+
+    if let Some(dir) = log_dir {
+        let mut logs: Vec<(std::time::SystemTime, PathBuf, u64)> = std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| {
+                        let m = e.metadata().ok()?;
+                        if !m.is_file() {
+                            return None;
+                        }
+                        Some((m.modified().ok()?, e.path(), m.len()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        logs.sort_by(|a, b| b.0.cmp(&a.0));
+        let mut total = 0;
+        for (_, path, len) in logs {
+            if total + len > MAX_LOG_BYTES {
+                break;
+            }
+            total += len;
+            if let Ok(bytes) = std::fs::read(&path) {
+                let name = format!("logs/{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("log"));
+                add(&mut zip, &name, &bytes)?;
+            }
+        }
+    }
+    zip.finish()?;
+    Ok(names)
+}
