@@ -151,7 +151,7 @@ pub fn write_archive(
                     .collect()
             })
             .unwrap_or_default();
-        logs.sort_by(|a, b| b.0.cmp(&a.0));
+        logs.sort_by_key(|l| std::cmp::Reverse(l.0));
         let mut total = 0;
         for (_, path, len) in logs {
             if total + len > MAX_LOG_BYTES {
