@@ -3,7 +3,8 @@
 # Installs what it needs (apt packages for the Tauri app, Python's cryptography), then runs:
 #   1. formatting and lints;  2. the core's unit and end-to-end tests;  3. the demo;
 #   4. the published vectors against an independent AES-GCM;  5. fuzzing (nightly, cargo-fuzz);
-#   6. the Windows client DLL;  7. the tray app under Xvfb.
+#   6. the Windows client DLL;  7. the tray app under Xvfb: command layer, smoke test, and
+#      WebDriver end-to-end tests (tauri-driver + WebKitWebDriver).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -11,7 +12,7 @@ cd "$top"
 step() { printf '\n==== %s ====\n' "$*"; }
 
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-apt_need=(libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev pkg-config xvfb xauth)
+apt_need=(libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev pkg-config xvfb xauth webkit2gtk-driver dbus)
 missing=()
 for p in "${apt_need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -65,3 +66,5 @@ cargo clippy -p hisbridge-tray --all-targets -- -D warnings
 cargo build -p hisbridge-tray
 cargo test -p hisbridge-tray
 scripts/tray-smoke.sh
+command -v tauri-driver >/dev/null 2>&1 || cargo install tauri-driver --version 2.1.0 --locked -q
+scripts/tray-e2e.sh

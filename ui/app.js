@@ -14,6 +14,16 @@ const T = {
     posNone: "尚未取得 POS 汇总", posOk: "POS 汇总与本系统一致", posDiff: "POS 汇总与本系统不一致：",
     since: "自", written: "对账文件已生成：", confirmCancel: "确定撤销订单 {0}？",
     badFile: "HIS 指令被拒收：", failedOrder: "订单 {0} 失败",
+    navDay: "今日", navSettings: "设置", navLogs: "日志", pause: "暂停收款", resume: "恢复收款",
+    settings: "设置", setFolders: "文件夹", inbox: "收件夹（HIS 写指令）", outbox: "结果夹（HIS 读结果）",
+    errorDir: "错误夹", socketPort: "本机套接字端口（空 = 关闭）", setPos: "POS", baud: "波特率",
+    terminals: "收费终端号（逗号分隔）", setTimeouts: "超时（秒）", scanSecs: "等待扫码", passwordSecs: "等待输入密码",
+    cancelSecs: "等待撤销确认", querySecs: "查询间隔", setNotify: "通知", nSuccess: "收款/退款成功",
+    nFailure: "收款失败", nUnknown: "结果未知", nLink: "POS 断开/恢复", nRejected: "HIS 指令被拒收",
+    save: "保存", restart: "立即重启桥程序", saved: "已保存，已生效", savedRestart: "已保存；串口、文件夹等设置需重启桥程序后生效",
+    key: "密钥", keyInUse: "当前密钥编号：", importKey: "导入密钥文件", keyImported: "已导入密钥 {0}，重启桥程序后生效",
+    reload: "刷新", diag: "导出诊断包", testPos: "测试 POS 连接", diagDone: "诊断包已生成：",
+    posInfo: "POS 正常：设备 {0}，版本 {1}，POS 时钟 {2}", fieldError: "{0}：{1}", paused: "已暂停收款",
   },
   en: {
     pos: "POS status", port: "Port", device: "Device ID", heard: "Last heard", lang: "中文", day: "Day",
@@ -28,6 +38,17 @@ const T = {
     posNone: "POS totals not fetched yet", posOk: "POS totals match the journal", posDiff: "POS totals differ: ",
     since: "since", written: "Reconciliation file written: ", confirmCancel: "Cancel order {0}?",
     badFile: "HIS instruction refused: ", failedOrder: "Order {0} failed",
+    navDay: "Today", navSettings: "Settings", navLogs: "Logs", pause: "Pause payments", resume: "Resume payments",
+    settings: "Settings", setFolders: "Folders", inbox: "Inbox (the HIS writes instructions)", outbox: "Outbox (the HIS reads results)",
+    errorDir: "Error folder", socketPort: "Localhost socket port (empty = off)", setPos: "POS", baud: "Baud rate",
+    terminals: "Software terminal IDs (comma-separated)", setTimeouts: "Timeouts (seconds)", scanSecs: "Waiting for the scan",
+    passwordSecs: "Waiting for the password", cancelSecs: "Waiting for a cancel", querySecs: "Query interval",
+    setNotify: "Notifications", nSuccess: "Payment/refund succeeded", nFailure: "Payment failed", nUnknown: "Outcome unknown",
+    nLink: "POS disconnected/back", nRejected: "HIS instruction refused",
+    save: "Save", restart: "Restart the bridge now", saved: "Saved and applied", savedRestart: "Saved; port, folder and similar settings apply after the bridge restarts",
+    key: "Key", keyInUse: "Key in use: ", importKey: "Import a key file", keyImported: "Key {0} imported; it applies after the bridge restarts",
+    reload: "Reload", diag: "Export diagnostics", testPos: "Test POS connection", diagDone: "Diagnostics written: ",
+    posInfo: "POS OK: device {0}, version {1}, POS clock {2}", fieldError: "{0}: {1}", paused: "Taking payments paused",
   },
 };
 let lang = localStorage.getItem("lang") || "zh";
@@ -53,6 +74,7 @@ function notice(text, kind) {
 
 function renderStatus() {
   if (!status) return;
+  $("pause").textContent = t(status.paused ? "resume" : "pause");
   const s = $("state");
   s.textContent = lang === "zh" ? status.tooltip_zh : status.tooltip_en;
   s.className = "state " + status.state;
@@ -165,6 +187,89 @@ function render() {
 
 function day() { return $("date").value || null; }
 
+// ---- Sections (day, settings, logs) -----------------------------------------------------------
+const FIELD_LABEL = { inbox: "inbox", outbox: "outbox", error: "errorDir", socket_port: "socketPort", pos_port: "port",
+  baud: "baud", device_id: "device", terminals: "terminals", scan_secs: "scanSecs", password_secs: "passwordSecs",
+  cancel_secs: "cancelSecs", query_interval_secs: "querySecs" };
+let form = null;
+
+function show(section) {
+  const s = ["settings", "logs"].includes(section) ? section : "day";
+  for (const v of ["day", "settings", "logs"]) $("view-" + v).hidden = v !== s;
+  if (s === "settings") loadSettings();
+  if (s === "logs") loadLog();
+}
+
+function loadSettings() {
+  if (!tauri) return;
+  tauri.core.invoke("get_settings").then((f) => {
+    form = f;
+    const e = $("settings-form").elements;
+    for (const k of ["inbox", "outbox", "error", "pos_port", "device_id", "scan_secs", "password_secs", "cancel_secs", "query_interval_secs"]) e[k].value = f[k];
+    e.socket_port.value = f.socket_port ?? "";
+    e.baud.value = String(f.baud);
+    e.terminals.value = f.terminals.join(", ");
+    for (const k of ["success", "failure", "unknown", "link", "rejected"]) e["n_" + k].checked = f.notify[k];
+    $("key-id").textContent = f.key_id || "-";
+    $("settings-error").textContent = "";
+  }, (err) => ($("settings-error").textContent = String(err)));
+  tauri.core.invoke("list_ports").then((ports) => {
+    $("ports").replaceChildren(...ports.map((p) => el("option", { value: p.name }, p.usb || p.name)));
+    $("port-hint").textContent = ports.filter((p) => p.usb).map((p) => `${p.name}: ${p.usb}`).join("; ");
+  });
+}
+
+function num(v) { const n = Number(String(v).trim()); return String(v).trim() === "" || !Number.isInteger(n) || n < 0 ? -1 : n; }
+
+$("settings-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const e = ev.target.elements;
+  document.querySelectorAll(".invalid").forEach((x) => x.classList.remove("invalid"));
+  const port = String(e.socket_port.value).trim();
+  const f = {
+    ...form,
+    inbox: e.inbox.value, outbox: e.outbox.value, error: e.error.value, pos_port: e.pos_port.value,
+    socket_port: port === "" ? null : num(port) > 65535 ? 0 : Math.max(0, num(port)),
+    baud: Number(e.baud.value), device_id: e.device_id.value,
+    terminals: e.terminals.value.split(/[,，\s]+/).filter(Boolean),
+    scan_secs: Math.max(0, num(e.scan_secs.value)), password_secs: Math.max(0, num(e.password_secs.value)),
+    cancel_secs: Math.max(0, num(e.cancel_secs.value)), query_interval_secs: Math.max(0, num(e.query_interval_secs.value)),
+    notify: Object.fromEntries(["success", "failure", "unknown", "link", "rejected"].map((k) => [k, e["n_" + k].checked])),
+  };
+  tauri.core.invoke("save_settings", { form: f }).then((restart) => {
+    $("settings-error").textContent = "";
+    notice(t(restart ? "savedRestart" : "saved"));
+    $("restart").hidden = !restart;
+    form = f;
+  }, (err) => {
+    const field = err && err.field;
+    const label = field && FIELD_LABEL[field] ? t(FIELD_LABEL[field]) : field || "";
+    $("settings-error").textContent = label ? t("fieldError", label, err.message) : (err.message || String(err));
+    if (field && e[field]) { e[field].classList.add("invalid"); e[field].focus(); }
+  });
+});
+$("restart").addEventListener("click", () => tauri.core.invoke("restart_app").catch((e) => notice(String(e), "bad")));
+$("key-file").addEventListener("change", (ev) => {
+  const file = ev.target.files[0];
+  if (!file) return;
+  file.text().then((text) => tauri.core.invoke("import_key", { text })).then((id) => {
+    $("key-msg").textContent = t("keyImported", id); $("key-msg").className = "ok"; $("key-id").textContent = id;
+  }, (e) => { $("key-msg").textContent = String(e); $("key-msg").className = "bad"; });
+  ev.target.value = "";
+});
+
+function loadLog() {
+  if (!tauri) return;
+  tauri.core.invoke("read_log", { lines: 400 }).then((text) => { const l = $("log"); l.textContent = text; l.scrollTop = l.scrollHeight; });
+}
+$("reload-log").addEventListener("click", loadLog);
+$("diag").addEventListener("click", () => tauri.core.invoke("export_diagnostics").then((p) => notice(t("diagDone") + p), (e) => notice(String(e), "bad")));
+$("test-pos").addEventListener("click", () => tauri.core.invoke("test_pos")
+  .then((i) => notice(t("posInfo", i.device_id, i.version, i.time)), (e) => notice(String(e), "bad")));
+$("pause").addEventListener("click", () => tauri.core.invoke("set_paused", { paused: !(status && status.paused) })
+  .catch((e) => notice(String(e), "bad")));
+window.addEventListener("hashchange", () => show(location.hash.slice(1)));
+
 let pending = null;
 function refresh() {
   // Events can come in bursts: one report request per burst.
@@ -180,7 +285,12 @@ function act(key, action) {
   tauri.core.invoke("order_action", { key, action }).then((s) => { notice(`${key}: ${t(s) || s}`); refresh(); }, (e) => notice(String(e), "bad"));
 }
 
-$("lang").addEventListener("click", () => { lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("lang", lang); render(); });
+$("lang").addEventListener("click", () => {
+  lang = lang === "zh" ? "en" : "zh";
+  localStorage.setItem("lang", lang);
+  if (tauri) tauri.core.invoke("set_language", { lang });
+  render();
+});
 $("search").addEventListener("input", renderOrders);
 $("filter").addEventListener("change", renderOrders);
 $("date").addEventListener("change", refresh);
@@ -198,6 +308,9 @@ if (tauri) {
     refresh();
   });
   tauri.event.listen("rejected", (e) => notice(t("badFile") + (lang === "zh" ? e.payload.zh : e.payload.detail), "bad"));
+  tauri.event.listen("show-section", (e) => { location.hash = e.payload ? "#" + e.payload : ""; show(e.payload); });
+  tauri.core.invoke("set_language", { lang });
   refresh();
 }
 render();
+show(location.hash.slice(1));

@@ -109,3 +109,123 @@ mod tests {
         assert!(paths[0].ends_with(&format!("RECON-{}.res", today().replace('-', ""))), "{paths:?}");
     }
 }
+
+/// A notification for the cashier: title and body, in the chosen language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Toast {
+    pub title: String,
+    pub body: String,
+}
+
+fn channel_words(c: Option<&str>, zh: bool) -> &'static str {
+    match (c, zh) {
+        (Some("WECHAT"), true) => "微信",
+        (Some("WECHAT"), false) => "WeChat Pay",
+        (Some("ALIPAY"), true) => "支付宝",
+        (Some("ALIPAY"), false) => "Alipay",
+        (_, true) => "其他",
+        (_, false) => "other",
+    }
+}
+
+/// Which notice becomes a notification, and what it says. Quiet by default where a cashier
+/// would find it noisy (a success is already on the POS screen); `[notifications]` decides.
+pub fn toast_for(
+    n: &hisbridge_core::engine::Notice,
+    notify: &hisbridge_core::config::Notify,
+    zh: bool,
+) -> Option<Toast> {
+    use hisbridge_core::engine::Notice;
+    use hisbridge_core::his::ErrorCode;
+    use hisbridge_core::journal::State;
+    let t = |zh_t: String, en_t: String, zh_b: String, en_b: String| {
+        Some(if zh { Toast { title: zh_t, body: zh_b } } else { Toast { title: en_t, body: en_b } })
+    };
+    match n {
+        Notice::Order { key, state: State::Success, amount, channel, .. } if notify.success => t(
+            "收款成功".into(),
+            "Payment received".into(),
+            format!("{key}  {amount}  {}", channel_words(channel.as_deref(), true)),
+            format!("{key}  {amount}  {}", channel_words(channel.as_deref(), false)),
+        ),
+        Notice::Order { key, state: State::Refunded, amount, .. } if notify.success => {
+            t("退款成功".into(), "Refund done".into(), format!("{key}  {amount}"), format!("{key}  {amount}"))
+        }
+        Notice::Order { key, state: State::Failed, amount, error_code, .. } if notify.failure => {
+            let code = error_code.as_deref().and_then(ErrorCode::parse).unwrap_or(ErrorCode::Declined);
+            t(
+                "收款失败".into(),
+                "Payment failed".into(),
+                format!("{key}  {amount}：{}", code.zh()),
+                format!("{key}  {amount}: {}", hisbridge_core::engine::en_text(code)),
+            )
+        }
+        Notice::Order { key, state: State::Unknown, amount, .. } if notify.unknown => t(
+            "结果未知，请勿重复收款".into(),
+            "Outcome unknown: do not charge again".into(),
+            format!("{key}  {amount}：正在向 POS 查询，结果会自动更新"),
+            format!("{key}  {amount}: querying the POS; the result will follow"),
+        ),
+        Notice::Rejected { code, detail, .. } if notify.rejected => {
+            t("HIS 指令被拒收".into(), "HIS instruction refused".into(), code.zh().to_string(), detail.clone())
+        }
+        _ => None,
+    }
+}
+
+/// The link notifications: disconnected (with why) and back.
+pub fn link_toast(was_ready: bool, is_ready: bool, why_zh: &str, why_en: &str, zh: bool) -> Option<Toast> {
+    match (was_ready, is_ready) {
+        (true, false) => Some(if zh {
+            Toast { title: "POS 已断开".into(), body: why_zh.into() }
+        } else {
+            Toast { title: "POS disconnected".into(), body: why_en.into() }
+        }),
+        (false, true) => Some(if zh {
+            Toast { title: "POS 已连接".into(), body: "可以收款".into() }
+        } else {
+            Toast { title: "POS connected".into(), body: "Ready to take payments".into() }
+        }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod toast_tests {
+    use super::*;
+    use hisbridge_core::config::Notify;
+    use hisbridge_core::engine::Notice;
+    use hisbridge_core::journal::State;
+
+    fn notify() -> Notify {
+        Notify { success: false, failure: true, unknown: true, link: true, rejected: true }
+    }
+
+    fn order(state: State, code: Option<&str>) -> Notice {
+        Notice::Order {
+            key: "A1".into(),
+            state,
+            amount: "+12.50".into(),
+            channel: Some("WECHAT".into()),
+            error_code: code.map(String::from),
+        }
+    }
+
+    #[test]
+    fn failures_say_why_in_words_and_successes_stay_quiet_by_default() {
+        let t = toast_for(&order(State::Failed, Some("E_TIMEOUT")), &notify(), true).unwrap();
+        assert_eq!(t.title, "收款失败");
+        assert!(t.body.contains("患者未在规定时间内完成支付"), "{t:?}");
+        let t = toast_for(&order(State::Failed, Some("E_TIMEOUT")), &notify(), false).unwrap();
+        assert!(t.body.contains("did not pay in time"), "{t:?}");
+        assert_eq!(toast_for(&order(State::Success, None), &notify(), true), None);
+        let loud = Notify { success: true, ..notify() };
+        assert!(toast_for(&order(State::Success, None), &loud, true).unwrap().body.contains("微信"));
+        assert!(toast_for(&order(State::Unknown, None), &notify(), true).unwrap().title.contains("请勿重复收款"));
+        assert_eq!(toast_for(&order(State::Paying, None), &notify(), true), None, "progress is not a notification");
+        let quiet = Notify { failure: false, ..notify() };
+        assert_eq!(toast_for(&order(State::Failed, None), &quiet, true), None);
+        assert_eq!(link_toast(true, false, "串口拔出", "unplugged", true).unwrap().title, "POS 已断开");
+        assert_eq!(link_toast(true, true, "", "", true), None);
+    }
+}

@@ -1,10 +1,12 @@
 //! HIS Bridge tray app: starts the headless core in-process and shows its state in the tray.
-//! A thin shell: every decision about orders and money is in `hisbridge-core`.
+//! A thin shell: every decision about orders and money is in `hisbridge-core`; the command
+//! layer (`commands.rs`) is plain functions over the core, tested without a window.
 #![cfg_attr(all(not(debug_assertions), target_os = "windows"), windows_subsystem = "windows")]
 
 mod commands;
 
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use hisbridge_core::bridge::Bridge;
 use hisbridge_core::config::Config;
@@ -12,11 +14,14 @@ use hisbridge_core::engine::Notice;
 use hisbridge_core::journal::State;
 use hisbridge_core::keyfile;
 use hisbridge_core::pos::{Link, PosStatus};
+use hisbridge_core::settings::{self, SettingsForm};
 use serde::Serialize;
 use tauri::image::Image;
-use tauri::menu::{Menu, MenuItem};
+use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::{TrayIcon, TrayIconBuilder};
 use tauri::{AppHandle, Emitter, Manager, WebviewUrl, WebviewWindowBuilder};
+use tauri_plugin_dialog::{DialogExt, MessageDialogButtons, MessageDialogKind};
+use tauri_plugin_notification::NotificationExt;
 
 const DASHBOARD: &str = "dashboard";
 
@@ -30,13 +35,26 @@ struct StatusView {
     device_id: Option<String>,
     last_heard: Option<String>,
     config_error: Option<String>,
+    paused: bool,
 }
 
 struct AppState {
-    status: std::sync::Mutex<StatusView>,
-    cfg: Option<Config>,
+    status: Mutex<StatusView>,
+    config_path: PathBuf,
+    cfg: Mutex<Option<Config>>,
     /// The core, running for the app's lifetime.
     bridge: Option<Bridge>,
+    /// Orders at the POS or unknown (key → state): the icon, and Quit's confirmation.
+    open: Mutex<std::collections::BTreeMap<String, State>>,
+    /// The cashier's language for notifications (`zh` or `en`), set by the dashboard.
+    lang: Mutex<String>,
+    paused: Mutex<bool>,
+}
+
+impl AppState {
+    fn zh(&self) -> bool {
+        self.lang.lock().expect("lang").as_str() != "en"
+    }
 }
 
 /// What the dashboard hears when an order changes; it then asks for the day again.
@@ -85,11 +103,13 @@ fn view(s: &PosStatus) -> StatusView {
         device_id: s.device_id.clone(),
         last_heard: s.last_heard.clone(),
         config_error: None,
+        paused: false,
     }
 }
 
-/// Folds the orders at the POS into the link's view.
-fn with_orders(mut v: StatusView, open: &std::collections::BTreeMap<String, State>) -> StatusView {
+/// Folds the orders at the POS and the pause into the link's view.
+fn with_orders(mut v: StatusView, open: &std::collections::BTreeMap<String, State>, paused: bool) -> StatusView {
+    v.paused = paused;
     if v.state != "ready" {
         return v;
     }
@@ -101,6 +121,10 @@ fn with_orders(mut v: StatusView, open: &std::collections::BTreeMap<String, Stat
         v.state = "busy";
         v.tooltip_zh = "收款中：等待患者付款".into();
         v.tooltip_en = "Busy: waiting for the patient to pay".into();
+    } else if paused {
+        v.state = "attention";
+        v.tooltip_zh = "已暂停收款".into();
+        v.tooltip_en = "Taking payments paused".into();
     }
     v
 }
@@ -114,33 +138,63 @@ fn tray_image(state: &str) -> Image<'static> {
     Image::from_bytes(bytes).expect("embedded icon")
 }
 
-fn apply(app: &AppHandle, tray: &TrayIcon, v: StatusView) {
-    let _ = tray.set_icon(Some(tray_image(v.state)));
-    let _ = tray.set_tooltip(Some(format!("HIS Bridge — {}", v.tooltip_zh)));
+fn apply(app: &AppHandle, v: StatusView) {
+    if let Some(tray) = app.tray_by_id("main") {
+        let _ = tray.set_icon(Some(tray_image(v.state)));
+        let _ = tray.set_tooltip(Some(format!("HIS Bridge — {}", v.tooltip_zh)));
+    }
     let _ = app.emit("pos-status", &v);
     *app.state::<AppState>().status.lock().expect("status") = v;
 }
 
-/// Opens the dashboard; its webview exists only while it is open.
-fn open_dashboard(app: &AppHandle) {
+fn toast(app: &AppHandle, t: commands::Toast) {
+    if let Err(e) = app.notification().builder().title(&t.title).body(&t.body).show() {
+        log::warn!("notification not shown: {e}");
+    }
+}
+
+/// Opens the dashboard (at `section`); its webview exists only while it is open.
+fn open_dashboard(app: &AppHandle, section: &str) {
     if let Some(w) = app.get_webview_window(DASHBOARD) {
         let _ = w.unminimize();
+        let _ = w.show();
         let _ = w.set_focus();
+        let _ = app.emit("show-section", section);
         return;
     }
-    let _ = WebviewWindowBuilder::new(app, DASHBOARD, WebviewUrl::App("index.html".into()))
+    let url = if section.is_empty() { "index.html".to_string() } else { format!("index.html#{section}") };
+    let _ = WebviewWindowBuilder::new(app, DASHBOARD, WebviewUrl::App(url.into()))
         .title("HIS Bridge")
         .inner_size(1000.0, 760.0)
         .build();
 }
 
+fn open_folder(path: &std::path::Path) {
+    let _ = std::fs::create_dir_all(path);
+    let program = if cfg!(windows) { "explorer" } else { "xdg-open" };
+    if let Err(e) = std::process::Command::new(program).arg(path).spawn() {
+        log::warn!("cannot open {}: {e}", path.display());
+    }
+}
+
+// ---- Commands ------------------------------------------------------------------------------
+
+fn config_of(state: &AppState) -> Result<Config, String> {
+    state
+        .cfg
+        .lock()
+        .expect("cfg")
+        .clone()
+        .ok_or_else(|| "配置错误，桥程序未启动 / configuration problem: the bridge is not running".into())
+}
+
+fn bridge_of(state: &AppState) -> Result<&Bridge, String> {
+    state.bridge.as_ref().ok_or_else(|| "桥程序未启动 / the bridge is not running".into())
+}
+
 #[tauri::command]
 fn status(state: tauri::State<'_, AppState>) -> StatusView {
     state.status.lock().expect("status").clone()
-}
-
-fn config_of(state: &AppState) -> Result<Config, String> {
-    state.cfg.clone().ok_or_else(|| "配置错误，桥程序未启动 / configuration problem: the bridge is not running".into())
 }
 
 #[tauri::command]
@@ -156,8 +210,7 @@ async fn day_report(
 
 #[tauri::command]
 async fn order_action(state: tauri::State<'_, AppState>, key: String, action: String) -> Result<String, String> {
-    let bridge = state.bridge.as_ref().ok_or("the bridge is not running")?;
-    commands::order_action(bridge, &key, &action).await
+    commands::order_action(bridge_of(&state)?, &key, &action).await
 }
 
 #[tauri::command]
@@ -166,8 +219,7 @@ async fn check_pos_totals(
     date: Option<String>,
 ) -> Result<hisbridge_core::recon::DayReport, String> {
     let cfg = config_of(&state)?;
-    let bridge = state.bridge.as_ref().ok_or("the bridge is not running")?;
-    commands::check_pos_totals(bridge, &cfg, date.as_deref()).await
+    commands::check_pos_totals(bridge_of(&state)?, &cfg, date.as_deref()).await
 }
 
 #[tauri::command]
@@ -178,29 +230,361 @@ async fn write_reconciliation(state: tauri::State<'_, AppState>, date: Option<St
         .map_err(|e| e.to_string())?
 }
 
+#[tauri::command]
+fn get_settings(state: tauri::State<'_, AppState>) -> Result<SettingsForm, String> {
+    Ok(SettingsForm::from_config(&config_of(&state)?))
+}
+
+/// Saves the settings when every field is valid; the error names the field otherwise.
+/// Answers whether the bridge must start again for them to apply.
+#[tauri::command]
+async fn save_settings(state: tauri::State<'_, AppState>, form: SettingsForm) -> Result<bool, serde_json::Value> {
+    let to_json = |e: settings::SettingsError| match e.field() {
+        Some(f) => serde_json::json!({ "field": f.field, "message": f.message }),
+        None => serde_json::json!({ "field": null, "message": e.to_string() }),
+    };
+    let old = config_of(&state).map_err(|e| serde_json::json!({ "field": null, "message": e }))?;
+    let new = settings::save(&state.config_path, &form).map_err(to_json)?;
+    if let Some(b) = state.bridge.as_ref() {
+        b.reconfigure(&new).await.map_err(|e| serde_json::json!({ "field": null, "message": e }))?;
+    }
+    let restart = settings::needs_restart(&old, &new);
+    log::info!("settings saved (restart needed: {restart})");
+    *state.cfg.lock().expect("cfg") = Some(new);
+    Ok(restart)
+}
+
+#[tauri::command]
+fn import_key(state: tauri::State<'_, AppState>, text: String) -> Result<String, String> {
+    let cfg = config_of(&state)?;
+    let id = settings::import_key(&cfg, &text).map_err(|e| e.to_string())?;
+    log::info!("key {id} imported; it applies when the bridge starts again");
+    Ok(id)
+}
+
+#[derive(Serialize)]
+struct PortView {
+    name: String,
+    usb: Option<String>,
+}
+
+#[tauri::command]
+fn list_ports() -> Vec<PortView> {
+    serialport::available_ports()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| PortView {
+            name: p.port_name,
+            usb: match p.port_type {
+                serialport::SerialPortType::UsbPort(u) => Some(format!(
+                    "USB {:04X}:{:04X} {} {}",
+                    u.vid,
+                    u.pid,
+                    u.manufacturer.unwrap_or_default(),
+                    u.product.unwrap_or_default()
+                )),
+                _ => None,
+            },
+        })
+        .collect()
+}
+
+#[tauri::command]
+async fn test_pos(state: tauri::State<'_, AppState>) -> Result<hisbridge_core::engine::PosInfo, String> {
+    bridge_of(&state)?.pos_info().await
+}
+
+#[tauri::command]
+async fn set_paused(app: AppHandle, state: tauri::State<'_, AppState>, paused: bool) -> Result<(), String> {
+    set_pause(&app, &state, paused).await
+}
+
+async fn set_pause(app: &AppHandle, state: &AppState, paused: bool) -> Result<(), String> {
+    bridge_of(state)?.pause(paused).await?;
+    *state.paused.lock().expect("paused") = paused;
+    if let Some(item) = app.menu().and_then(|m| m.get("pause")).and_then(|i| i.as_menuitem().cloned()) {
+        let _ = item.set_text(if paused { "恢复收款 / Resume payments" } else { "暂停收款 / Pause payments" });
+    }
+    Ok(())
+}
+
+#[tauri::command]
+fn read_log(app: AppHandle, lines: Option<usize>) -> Result<String, String> {
+    let dir = app.path().app_log_dir().map_err(|e| e.to_string())?;
+    let text = std::fs::read_to_string(dir.join("hisbridge.log")).unwrap_or_default();
+    let n = lines.unwrap_or(300);
+    let all: Vec<&str> = text.lines().collect();
+    Ok(all[all.len().saturating_sub(n)..].join("\n"))
+}
+
+#[tauri::command]
+fn set_language(state: tauri::State<'_, AppState>, lang: String) {
+    *state.lang.lock().expect("lang") = if lang == "en" { "en".into() } else { "zh".into() };
+}
+
+#[tauri::command]
+fn restart_app(app: AppHandle, state: tauri::State<'_, AppState>) -> Result<(), String> {
+    if !state.open.lock().expect("open").is_empty() {
+        return Err("有订单正在处理，请稍后再重启 / an order is in progress; restart when it is finished".into());
+    }
+    app.restart()
+}
+
+#[tauri::command]
+fn export_diagnostics(app: AppHandle, state: tauri::State<'_, AppState>) -> Result<String, String> {
+    diagnostics(&app, &state)
+}
+
+fn diagnostics(app: &AppHandle, state: &AppState) -> Result<String, String> {
+    let cfg = config_of(state)?;
+    let dir = cfg.data_dir.join("diagnostics");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let out = dir.join(format!("hisbridge-diag-{}.zip", chrono::Local::now().format("%Y%m%d-%H%M%S")));
+    let st = state.status.lock().expect("status").clone();
+    let status = serde_json::json!({
+        "version": app.package_info().version.to_string(),
+        "os": std::env::consts::OS,
+        "pos": st,
+        "open_orders": state.open.lock().expect("open").len(),
+        "ports": list_ports().into_iter().map(|p| format!("{} {}", p.name, p.usb.unwrap_or_default())).collect::<Vec<_>>(),
+    });
+    let log_dir = app.path().app_log_dir().ok();
+    hisbridge_core::diag::write_archive(&cfg, &state.config_path, log_dir.as_deref(), &status, 7, &out)
+        .map_err(|e| e.to_string())?;
+    Ok(out.display().to_string())
+}
+
+// ---- The tray ------------------------------------------------------------------------------
+
+fn on_menu(app: &AppHandle, id: &str) {
+    let state = app.state::<AppState>();
+    let cfg = state.cfg.lock().expect("cfg").clone();
+    match id {
+        "open" => open_dashboard(app, ""),
+        "settings" => open_dashboard(app, "settings"),
+        "logs" => open_dashboard(app, "logs"),
+        "pause" => {
+            let app = app.clone();
+            tauri::async_runtime::spawn(async move {
+                let state = app.state::<AppState>();
+                let now = *state.paused.lock().expect("paused");
+                if let Err(e) = set_pause(&app, &state, !now).await {
+                    toast(&app, commands::Toast { title: "HIS Bridge".into(), body: e });
+                }
+                let v =
+                    with_orders(state.status.lock().expect("status").clone(), &state.open.lock().expect("open"), !now);
+                apply(&app, v);
+            });
+        }
+        "test" => {
+            let app = app.clone();
+            tauri::async_runtime::spawn(async move {
+                let state = app.state::<AppState>();
+                let zh = state.zh();
+                let msg = match bridge_of(&state) {
+                    Err(e) => e,
+                    Ok(b) => match b.pos_info().await {
+                        Ok(i) if zh => {
+                            format!("POS 正常：设备 {}，版本 {}，POS 时钟 {}", i.device_id, i.version, i.time)
+                        }
+                        Ok(i) => format!("POS OK: device {}, version {}, POS clock {}", i.device_id, i.version, i.time),
+                        Err(e) if zh => format!("POS 无应答：{e}"),
+                        Err(e) => format!("POS does not answer: {e}"),
+                    },
+                };
+                app.dialog().message(msg).title("HIS Bridge").show(|_| {});
+            });
+        }
+        "inbox" | "outbox" | "error" => {
+            if let Some(c) = cfg {
+                open_folder(match id {
+                    "inbox" => &c.folders.inbox,
+                    "outbox" => &c.folders.outbox,
+                    _ => &c.folders.error,
+                });
+            }
+        }
+        "diag" => {
+            let msg = match diagnostics(app, &state) {
+                Ok(p) => {
+                    if let Some(dir) = std::path::Path::new(&p).parent() {
+                        open_folder(dir);
+                    }
+                    format!("诊断包已生成 / Diagnostics written:\n{p}")
+                }
+                Err(e) => format!("诊断包生成失败 / Diagnostics failed: {e}"),
+            };
+            app.dialog().message(msg).title("HIS Bridge").show(|_| {});
+        }
+        "about" => {
+            let device = cfg.map(|c| c.pos.device_id).unwrap_or_else(|| "-".into());
+            let msg = format!(
+                "HIS Bridge {}\nPOS 设备号 / device ID: {device}\n配置 / config: {}",
+                app.package_info().version,
+                state.config_path.display()
+            );
+            app.dialog().message(msg).title("关于 / About").show(|_| {});
+        }
+        "quit" => {
+            let open = state.open.lock().expect("open").len();
+            if open == 0 {
+                app.exit(0);
+                return;
+            }
+            let app2 = app.clone();
+            app.dialog()
+                .message(format!(
+                    "有 {open} 笔订单正在处理。现在退出不会丢单：下次启动时会向 POS 查询结果。仍要退出吗？\n\n\
+                     {open} order(s) in progress. Quitting loses nothing: they are queried on the next start. Quit anyway?"
+                ))
+                .title("HIS Bridge")
+                .kind(MessageDialogKind::Warning)
+                .buttons(MessageDialogButtons::OkCancel)
+                .show(move |ok| {
+                    if ok {
+                        app2.exit(0);
+                    }
+                });
+        }
+        _ => {}
+    }
+}
+
+fn build_tray(app: &tauri::App, initial: &StatusView) -> tauri::Result<TrayIcon> {
+    let item = |id: &str, text: &str| MenuItem::with_id(app, id, text, true, None::<&str>);
+    let sep = || PredefinedMenuItem::separator(app);
+    let menu = Menu::with_items(
+        app,
+        &[
+            &item("open", "打开面板 / Open dashboard")?,
+            &item("pause", "暂停收款 / Pause payments")?,
+            &item("test", "测试 POS 连接 / Test POS connection")?,
+            &sep()?,
+            &item("inbox", "打开收件夹 / Open inbox folder")?,
+            &item("outbox", "打开结果夹 / Open outbox folder")?,
+            &item("error", "打开错误夹 / Open error folder")?,
+            &item("logs", "查看日志 / View logs")?,
+            &item("diag", "导出诊断包 / Export diagnostics")?,
+            &sep()?,
+            &item("settings", "设置 / Settings")?,
+            &item("about", "关于 / About")?,
+            &item("quit", "退出 / Quit")?,
+        ],
+    )?;
+    TrayIconBuilder::with_id("main")
+        .icon(tray_image(initial.state))
+        .tooltip(format!("HIS Bridge — {}", initial.tooltip_zh))
+        .menu(&menu)
+        .on_menu_event(|app, ev| on_menu(app, ev.id.as_ref()))
+        .build(app)
+}
+
+/// Follows the POS link and the engine's notices: the tray icon, the dashboard's events and
+/// the cashier's notifications.
+async fn follow(app: AppHandle, mut link: tokio::sync::watch::Receiver<PosStatus>) {
+    let Some(mut notices) = app.state::<AppState>().bridge.as_ref().map(|b| b.notices.subscribe()) else {
+        return;
+    };
+    let mut current = view(&link.borrow().clone());
+    let mut was_ready = current.state == "ready";
+    loop {
+        tokio::select! {
+            changed = link.changed() => {
+                if changed.is_err() { break; }
+                current = view(&link.borrow_and_update().clone());
+                let is_ready = current.state == "ready";
+                let state = app.state::<AppState>();
+                let notify = state.cfg.lock().expect("cfg").as_ref().map(|c| c.notify.clone());
+                if notify.is_some_and(|n| n.link) {
+                    if let Some(t) = commands::link_toast(was_ready, is_ready, &current.tooltip_zh, &current.tooltip_en, state.zh()) {
+                        toast(&app, t);
+                    }
+                }
+                was_ready = is_ready;
+            }
+            n = notices.recv() => match n {
+                Ok(n) => {
+                    let state = app.state::<AppState>();
+                    if let Some(notify) = state.cfg.lock().expect("cfg").as_ref().map(|c| c.notify.clone()) {
+                        if let Some(t) = commands::toast_for(&n, &notify, state.zh()) {
+                            toast(&app, t);
+                        }
+                    }
+                    match n {
+                        Notice::Order { key, state: st, amount, channel, error_code } => {
+                            {
+                                let mut open = state.open.lock().expect("open");
+                                if st.is_final() || st == State::Accepted { open.remove(&key); } else { open.insert(key.clone(), st); }
+                            }
+                            let _ = app.emit("order", OrderEvent { key, state: st.as_str(), amount, channel, error_code });
+                        }
+                        Notice::Rejected { source, code, detail } => {
+                            let _ = app.emit("rejected", serde_json::json!({
+                                "source": source, "code": code.as_str(), "zh": code.zh(), "detail": detail,
+                            }));
+                        }
+                        Notice::Paused(_) => {}
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => break,
+            },
+        }
+        let state = app.state::<AppState>();
+        let paused = *state.paused.lock().expect("paused");
+        let v = with_orders(current.clone(), &state.open.lock().expect("open"), paused);
+        apply(&app, v);
+    }
+}
+
 fn main() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("HISBRIDGE_LOG").unwrap_or_else(|_| "info".into()))
-        .try_init();
+    let log = tauri_plugin_log::Builder::new()
+        .targets([
+            tauri_plugin_log::Target::new(tauri_plugin_log::TargetKind::Stdout),
+            tauri_plugin_log::Target::new(tauri_plugin_log::TargetKind::LogDir { file_name: Some("hisbridge".into()) }),
+        ])
+        .level(log::LevelFilter::Info)
+        .max_file_size(5_000_000)
+        .rotation_strategy(tauri_plugin_log::RotationStrategy::KeepSome(10))
+        .timezone_strategy(tauri_plugin_log::TimezoneStrategy::UseLocal)
+        .build();
     tauri::Builder::default()
-        .invoke_handler(tauri::generate_handler![status, day_report, order_action, check_pos_totals, write_reconciliation])
+        // A second launch brings up the first one's dashboard.
+        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| open_dashboard(app, "")))
+        .plugin(log)
+        .plugin(tauri_plugin_notification::init())
+        .plugin(tauri_plugin_dialog::init())
+        .invoke_handler(tauri::generate_handler![
+            status,
+            day_report,
+            order_action,
+            check_pos_totals,
+            write_reconciliation,
+            get_settings,
+            save_settings,
+            import_key,
+            list_ports,
+            test_pos,
+            set_paused,
+            read_log,
+            set_language,
+            restart_app,
+            export_diagnostics
+        ])
         .setup(|app| {
             let cfg_path = config_path();
-            let started = Config::load(&cfg_path)
-                .map_err(|e| e.to_string())
-                .and_then(|cfg| keyfile::load(&cfg.key_file).map(|k| (cfg, k)).map_err(|e| e.to_string()))
-                .and_then(|(cfg, key)| {
-                    tauri::async_runtime::block_on(async { Bridge::start(&cfg, key) })
-                        .map(|b| (cfg, b))
-                        .map_err(|e| e.to_string())
-                });
-            let (cfg, bridge, initial) = match started {
-                Ok((cfg, b)) => {
+            let loaded = Config::load(&cfg_path).map_err(|e| e.to_string());
+            let started = loaded.clone().and_then(|cfg| {
+                let key = keyfile::load(&cfg.key_file).map_err(|e| e.to_string())?;
+                tauri::async_runtime::block_on(async { Bridge::start(&cfg, key) }).map_err(|e| e.to_string())
+            });
+            let (bridge, initial) = match started {
+                Ok(b) => {
                     let v = view(&b.pos.status());
-                    (Some(cfg), Some(b), v)
+                    (Some(b), v)
                 }
                 Err(e) => {
-                    tracing::error!(config = %cfg_path.display(), error = %e, "bridge not started");
+                    log::error!("bridge not started ({}): {e}", cfg_path.display());
                     let v = StatusView {
                         state: "attention",
                         tooltip_zh: format!("配置错误：{e}"),
@@ -209,67 +593,35 @@ fn main() {
                         device_id: None,
                         last_heard: None,
                         config_error: Some(e),
+                        paused: false,
                     };
-                    (None, None, v)
+                    (None, v)
                 }
             };
             let watch = bridge.as_ref().map(|b| b.pos.watch());
-            let notices = bridge.as_ref().map(|b| b.notices.subscribe());
-            app.manage(AppState { status: std::sync::Mutex::new(initial.clone()), cfg, bridge });
-
-            let open = MenuItem::with_id(app, "open", "打开面板 / Open dashboard", true, None::<&str>)?;
-            let quit = MenuItem::with_id(app, "quit", "退出 / Quit", true, None::<&str>)?;
-            let menu = Menu::with_items(app, &[&open, &quit])?;
-            let tray = TrayIconBuilder::with_id("main")
-                .icon(tray_image(initial.state))
-                .tooltip(format!("HIS Bridge — {}", initial.tooltip_zh))
-                .menu(&menu)
-                .on_menu_event(|app, ev| match ev.id.as_ref() {
-                    "open" => open_dashboard(app),
-                    "quit" => app.exit(0),
-                    _ => {}
-                })
-                .build(app)?;
-            if let (Some(mut rx), Some(mut notices)) = (watch, notices) {
-                let handle = app.handle().clone();
-                tauri::async_runtime::spawn(async move {
-                    // The icon: the link's state, "busy" while a payment is at the POS, and
-                    // "attention" while an outcome is unknown.
-                    let mut link = view(&rx.borrow().clone());
-                    let mut open: std::collections::BTreeMap<String, State> = Default::default();
-                    loop {
-                        tokio::select! {
-                            changed = rx.changed() => {
-                                if changed.is_err() { break; }
-                                link = view(&rx.borrow_and_update().clone());
-                            }
-                            n = notices.recv() => match n {
-                                Ok(Notice::Order { key, state, amount, channel, error_code }) => {
-                                    if state.is_final() { open.remove(&key); } else { open.insert(key.clone(), state); }
-                                    let _ = handle.emit("order", OrderEvent { key, state: state.as_str(), amount, channel, error_code });
-                                }
-                                Ok(Notice::Rejected { source, code, detail }) => {
-                                    let _ = handle.emit("rejected", serde_json::json!({
-                                        "source": source, "code": code.as_str(), "zh": code.zh(), "detail": detail,
-                                    }));
-                                }
-                                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                                Err(_) => break,
-                            },
-                        }
-                        apply(&handle, &tray, with_orders(link.clone(), &open));
-                    }
-                });
+            app.manage(AppState {
+                status: Mutex::new(initial.clone()),
+                config_path: cfg_path,
+                cfg: Mutex::new(loaded.ok()),
+                bridge,
+                open: Mutex::new(Default::default()),
+                lang: Mutex::new("zh".into()),
+                paused: Mutex::new(false),
+            });
+            build_tray(app, &initial)?;
+            if let Some(rx) = watch {
+                tauri::async_runtime::spawn(follow(app.handle().clone(), rx));
             }
-            if std::env::args().any(|a| a == "--open") {
-                open_dashboard(app.handle());
+            if std::env::args().any(|a| a == "--open") || initial.config_error.is_some() {
+                open_dashboard(app.handle(), if initial.config_error.is_some() { "settings" } else { "" });
             }
             Ok(())
         })
         .build(tauri::generate_context!())
         .expect("error while building the tray app")
         .run(|_app, event| {
-            // Closing the dashboard keeps the app in the tray; only Quit exits.
+            // Closing the dashboard destroys its webview and keeps the app in the tray; only
+            // Quit exits.
             if let tauri::RunEvent::ExitRequested { api, code: None, .. } = event {
                 api.prevent_exit();
             }

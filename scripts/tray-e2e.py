@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the real tray app through tauri-driver + WebKitWebDriver (plain WebDriver
+over HTTP, standard library only). Started by scripts/tray-e2e.sh, which provides the simulator,
+the config, Xvfb and tauri-driver.
+
+Checks: an order dropped in the inbox appears in the dashboard and turns paid; a settings error is
+shown to the user next to its field; the language switch works; a second launch of the app exits
+and leaves the first one running. Screenshots go to $E2E_SHOTS."""
+
+import base64
+import http.client
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+DRIVER = os.environ.get("TAURI_DRIVER", "http://127.0.0.1:4444")
+APP = os.environ["E2E_APP"]
+CFG = os.environ["E2E_CONFIG"]
+HISBRIDGE = os.environ["E2E_HISBRIDGE"]
+SHOTS = os.environ.get("E2E_SHOTS", ".")
+WAIT = 120
+
+
+def call(method, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(DRIVER + path, data=data, method=method, headers={"Content-Type": "application/json"})
+    for attempt in range(3):
+        try:
+            with urllib.request.urlopen(req, timeout=WAIT) as r:
+                return json.loads(r.read() or b"{}").get("value")
+        except urllib.error.HTTPError as e:
+            raise RuntimeError(f"{method} {path}: {e.code} {e.read().decode(errors='replace')}") from None
+        except (ConnectionError, http.client.RemoteDisconnected) as e:
+            # The driver pair sometimes drops a connection while the page handles an event.
+            print(f"tray e2e: {method} {path}: {e!r}, retrying", file=sys.stderr)
+            time.sleep(0.5)
+    raise RuntimeError(f"{method} {path}: the driver closed the connection three times")
+
+
+class Session:
+    def __init__(self):
+        caps = {"capabilities": {"alwaysMatch": {"tauri:options": {"application": APP, "args": ["--config", CFG, "--open"]}}}}
+        v = call("POST", "/session", caps)
+        self.id = v["sessionId"]
+
+    def p(self, path):
+        return f"/session/{self.id}{path}"
+
+    def js(self, script, *args):
+        return call("POST", self.p("/execute/sync"), {"script": script, "args": list(args)})
+
+    def find(self, css):
+        v = call("POST", self.p("/element"), {"using": "css selector", "value": css})
+        return next(iter(v.values()))
+
+    def text(self, css):
+        return self.js("const e = document.querySelector(arguments[0]); return e ? e.textContent : null;", css)
+
+    def click(self, css):
+        call("POST", self.p(f"/element/{self.find(css)}/click"), {})
+
+    def type(self, css, value):
+        el = self.find(css)
+        call("POST", self.p(f"/element/{el}/clear"), {})
+        call("POST", self.p(f"/element/{el}/value"), {"text": value})
+
+    def shot(self, name):
+        png = base64.b64decode(call("GET", self.p("/screenshot")))
+        os.makedirs(SHOTS, exist_ok=True)
+        with open(os.path.join(SHOTS, name), "wb") as f:
+            f.write(png)
+
+    def until(self, what, fn):
+        start = time.time()
+        while True:
+            v = fn()
+            if v:
+                return v
+            if time.time() - start > WAIT:
+                self.shot("timeout.png")
+                raise AssertionError(f"timed out waiting for: {what}")
+            time.sleep(0.2)
+
+    def close(self):
+        try:
+            call("DELETE", self.p(""))
+        except Exception:
+            pass
+
+
+def main():
+    s = Session()
+    failures = []
+
+    def check(name, fn):
+        try:
+            fn()
+            print(f"tray e2e: {name}: ok")
+        except Exception as e:  # report every check, then fail
+            failures.append(name)
+            import traceback
+
+            traceback.print_exc()
+            print(f"tray e2e: {name}: FAILED: {e}")
+            try:
+                s.shot(name.replace(" ", "-") + ".png")
+            except Exception:
+                pass
+
+    def paid_order_shows():
+        s.until("dashboard loaded", lambda: s.text("#totals h2") == "当日汇总")
+        s.until("POS ready", lambda: s.js("return document.getElementById('state').className") == "state ready")
+        his = subprocess.Popen(
+            [HISBRIDGE, "his", "send", "--config", CFG, "--terminal", "W01", "--order", "E2E0001", "--amount", "+12.30", "--wait", "90"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        s.until("the order appears", lambda: s.text('tr[data-order="E2E0001"]'))
+        s.until("the order turns paid", lambda: s.text('tr[data-order="E2E0001"] td.status') == "成功")
+        out = his.communicate(timeout=WAIT)[0].decode()
+        assert '"status": "SUCCESS"' in out, out
+        row = s.text('tr[data-order="E2E0001"]')
+        assert "+12.30" in row and "微信" in row, row
+        s.until("totals updated", lambda: "12.30" in (s.text("#totals-body") or ""))
+        s.shot("dashboard-paid.png")
+
+    def failed_order_shows():
+        subprocess.run(
+            [HISBRIDGE, "his", "send", "--config", CFG, "--terminal", "W01", "--order", "E2E0002", "--amount", "+3.91", "--wait", "90"],
+            stdout=subprocess.DEVNULL,
+            check=False,
+        )
+        s.until("the order turns failed", lambda: s.text('tr[data-order="E2E0002"] td.status') == "失败")
+        s.until("the cashier is told", lambda: "E2E0002" in (s.text("#notice") or ""))
+        s.shot("dashboard-failed.png")
+
+    def language_switch():
+        s.click("#lang")
+        s.until("English", lambda: s.text("#totals h2") == "Today's totals")
+        assert s.text('tr[data-order="E2E0001"] td.status') == "Paid"
+        assert s.js("return document.documentElement.lang") == "en"
+        s.click("#lang")
+        s.until("back to Chinese", lambda: s.text("#totals h2") == "当日汇总")
+
+    def settings_error_shown():
+        s.js("location.hash = '#settings'")
+        s.until("settings loaded", lambda: s.js("return document.forms[0].elements.device_id.value") == "POS-0001")
+        before = open(CFG, encoding="utf-8").read()
+        s.type('input[name="device_id"]', "POS 0001")
+        s.click("#save-settings")
+        msg = s.until("the error is shown", lambda: s.text("#settings-error"))
+        assert msg.startswith("设备号："), msg
+        assert s.js("return document.forms[0].elements.device_id.classList.contains('invalid')"), "field marked"
+        s.shot("settings-error.png")
+        assert open(CFG, encoding="utf-8").read() == before, "nothing saved"
+        s.type('input[name="device_id"]', "POS-0001")
+        s.type('input[name="scan_secs"]', "0")
+        s.click("#save-settings")
+        s.until("the next error", lambda: (s.text("#settings-error") or "").startswith("等待扫码："))
+        s.js("location.hash = ''")
+
+    def second_launch_exits():
+        env = dict(os.environ)
+        p = subprocess.run([APP, "--config", CFG], env=env, timeout=60, capture_output=True)
+        assert p.returncode == 0, p
+        assert s.text("#totals h2"), "the first instance still answers"
+
+    check("an order dropped in the inbox appears and turns paid", paid_order_shows)
+    check("a failed payment is shown with a notice", failed_order_shows)
+    check("the language switch works", language_switch)
+    check("a settings error is shown next to its field", settings_error_shown)
+    check("a second launch exits and the first stays", second_launch_exits)
+    s.close()
+    if failures:
+        sys.exit(f"tray e2e: {len(failures)} failed: {', '.join(failures)}")
+
+
+if __name__ == "__main__":
+    main()
