@@ -134,7 +134,9 @@ def main():
             check=False,
         )
         s.until("the order turns failed", lambda: s.text('tr[data-order="E2E0002"] td.status') == "失败")
-        s.until("the cashier is told", lambda: "E2E0002" in (s.text("#notice") or ""))
+        s.until("the cashier is told why", lambda: "E2E0002" in (s.text("#notice") or ""))
+        note = s.text("#notice")
+        assert "付款码无效" in note, f"the wallet's reason in words: {note}"
         s.shot("dashboard-failed.png")
 
     def language_switch():

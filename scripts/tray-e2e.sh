@@ -4,36 +4,24 @@
 # Needs: debug builds of hisbridge and hisbridge-tray, xvfb-run, dbus-run-session,
 # WebKitWebDriver (webkit2gtk-driver), tauri-driver (cargo install tauri-driver).
 set -euo pipefail
-top=$(cd "$(dirname "$0")/.." && pwd)
-bin=${CARGO_TARGET_DIR:-$top/target}/debug
-D=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$D" 2>/dev/null || true; }
-trap cleanup EXIT
-
-"$bin/hisbridge" sim-pos --link "$D/pos" > "$D/sim.log" 2>&1 &
-pids+=($!)
-"$bin/hisbridge" keygen --id E2E --out "$D/hisbridge.key" > /dev/null
-cat > "$D/hisbridge.toml" <<TOML
-data_dir = "$D"
-terminals = ["W01"]
-[pos]
-port = "$D/pos"
-device_id = "POS-0001"
-TOML
-for _ in $(seq 50); do [ -e "$D/pos" ] && break; sleep 0.1; done
+source "$(dirname "$0")/lib.sh"
+start_sim
+write_config E2E
 export E2E_APP="$bin/hisbridge-tray" E2E_CONFIG="$D/hisbridge.toml" E2E_HISBRIDGE="$bin/hisbridge"
 export E2E_SHOTS="${E2E_SHOTS:-$top/target/e2e-screenshots}"
 port=$((4500 + RANDOM % 400))
 export TAURI_DRIVER="http://127.0.0.1:$port"
 status=0
-xvfb-run -a -s "-screen 0 1280x900x24" dbus-run-session -- bash -c '
+setsid xvfb-run -a -s "-screen 0 1280x900x24" dbus-run-session -- bash -c '
   tauri-driver --port '"$port"' --native-port '"$((port + 1))"' --native-driver "$(command -v WebKitWebDriver)" > "'"$D"'/driver.log" 2>&1 &
   drv=$!
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/'"$port"') 2>/dev/null && break; sleep 0.1; done
   python3 "'"$top"'/scripts/tray-e2e.py"; rc=$?
   kill $drv 2>/dev/null; wait $drv 2>/dev/null
-  exit $rc' 2> "$D/session.log" || status=$?
+  exit $rc' 2> "$D/session.log" &
+session=$!
+track $session
+wait $session || status=$?
 if [ $status -ne 0 ]; then
   echo "tray e2e: failed; driver log:"; tail -50 "$D/driver.log" 2>/dev/null || true
   echo "session log:"; tail -30 "$D/session.log" 2>/dev/null || true

@@ -127,3 +127,15 @@ fn settings_are_checked_saved_and_applied() {
     assert_eq!(id, "K2");
     assert_eq!(hisbridge_core::keyfile::load(&cfg.key_file).unwrap().expose_bytes(), k2.expose_bytes());
 }
+
+#[test]
+fn an_idle_bridge_does_not_keep_listing_its_inbox() {
+    // Listing the inbox opens it; if that woke another listing the bridge would spin at full
+    // CPU while idle. The timer lists it every `rescan_ms` (100 ms here): about 30 in 3 s.
+    let h = Harness::new();
+    assert_eq!(h.pay("IDLE1", "+1.00").status, Status::Success);
+    let before = hisbridge_core::intake::LISTINGS.load(std::sync::atomic::Ordering::Relaxed);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let n = hisbridge_core::intake::LISTINGS.load(std::sync::atomic::Ordering::Relaxed) - before;
+    assert!(n < 300, "{n} listings of an idle inbox in 3 s");
+}

@@ -304,7 +304,10 @@ if (tauri) {
   tauri.core.invoke("status").then((v) => { status = v; renderStatus(); });
   tauri.event.listen("pos-status", (e) => { status = e.payload; renderStatus(); });
   tauri.event.listen("order", (e) => {
-    if (e.payload.state === "FAILED") notice(t("failedOrder", e.payload.key), "bad");
+    if (e.payload.state === "FAILED") {
+      const why = lang === "zh" ? e.payload.reason_zh : e.payload.reason_en;
+      notice(t("failedOrder", e.payload.key) + (why ? (lang === "zh" ? "：" : ": ") + why : ""), "bad");
+    }
     refresh();
   });
   tauri.event.listen("rejected", (e) => notice(t("badFile") + (lang === "zh" ? e.payload.zh : e.payload.detail), "bad"));

@@ -151,13 +151,16 @@ pub fn toast_for(
         Notice::Order { key, state: State::Refunded, amount, .. } if notify.success => {
             t("退款成功".into(), "Refund done".into(), format!("{key}  {amount}"), format!("{key}  {amount}"))
         }
-        Notice::Order { key, state: State::Failed, amount, error_code, .. } if notify.failure => {
+        Notice::Order { key, state: State::Failed, amount, error_code, pos_message, .. } if notify.failure => {
             let code = error_code.as_deref().and_then(ErrorCode::parse).unwrap_or(ErrorCode::Declined);
+            // The wallet's words say most (余额不足, 付款码无效); the code's text otherwise.
+            let wallet = pos_message.as_deref().map(|m| format!("（{m}）")).unwrap_or_default();
+            let wallet_en = pos_message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default();
             t(
                 "收款失败".into(),
                 "Payment failed".into(),
-                format!("{key}  {amount}：{}", code.zh()),
-                format!("{key}  {amount}: {}", hisbridge_core::engine::en_text(code)),
+                format!("{key}  {amount}：{}{wallet}", code.zh()),
+                format!("{key}  {amount}: {}{wallet_en}", hisbridge_core::engine::en_text(code)),
             )
         }
         Notice::Order { key, state: State::Unknown, amount, .. } if notify.unknown => t(
@@ -208,6 +211,7 @@ mod toast_tests {
             amount: "+12.50".into(),
             channel: Some("WECHAT".into()),
             error_code: code.map(String::from),
+            pos_message: (code == Some("E_PAYMENT_DECLINED")).then(|| "余额不足".to_string()),
         }
     }
 
@@ -216,6 +220,8 @@ mod toast_tests {
         let t = toast_for(&order(State::Failed, Some("E_TIMEOUT")), &notify(), true).unwrap();
         assert_eq!(t.title, "收款失败");
         assert!(t.body.contains("患者未在规定时间内完成支付"), "{t:?}");
+        let t = toast_for(&order(State::Failed, Some("E_PAYMENT_DECLINED")), &notify(), true).unwrap();
+        assert!(t.body.contains("支付失败（余额不足）"), "the wallet's words: {t:?}");
         let t = toast_for(&order(State::Failed, Some("E_TIMEOUT")), &notify(), false).unwrap();
         assert!(t.body.contains("did not pay in time"), "{t:?}");
         assert_eq!(toast_for(&order(State::Success, None), &notify(), true), None);

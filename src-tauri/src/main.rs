@@ -65,6 +65,9 @@ struct OrderEvent {
     amount: String,
     channel: Option<String>,
     error_code: Option<String>,
+    /// The reason of a failure in words, for the cashier.
+    reason_zh: Option<String>,
+    reason_en: Option<String>,
 }
 
 fn config_path() -> PathBuf {
@@ -511,12 +514,27 @@ async fn follow(app: AppHandle, mut link: tokio::sync::watch::Receiver<PosStatus
                         }
                     }
                     match n {
-                        Notice::Order { key, state: st, amount, channel, error_code } => {
+                        Notice::Order { key, state: st, amount, channel, error_code, pos_message } => {
                             {
                                 let mut open = state.open.lock().expect("open");
                                 if st.is_final() || st == State::Accepted { open.remove(&key); } else { open.insert(key.clone(), st); }
                             }
-                            let _ = app.emit("order", OrderEvent { key, state: st.as_str(), amount, channel, error_code });
+                            let code = error_code.as_deref().and_then(hisbridge_core::his::ErrorCode::parse);
+                            let _ = app.emit("order", OrderEvent {
+                                key,
+                                state: st.as_str(),
+                                amount,
+                                channel,
+                                error_code,
+                                reason_zh: code.map(|c| match &pos_message {
+                                    Some(m) => format!("{}（{m}）", c.zh()),
+                                    None => c.zh().to_string(),
+                                }),
+                                reason_en: code.map(|c| match &pos_message {
+                                    Some(m) => format!("{} ({m})", hisbridge_core::engine::en_text(c)),
+                                    None => hisbridge_core::engine::en_text(c).to_string(),
+                                }),
+                            });
                         }
                         Notice::Rejected { source, code, detail } => {
                             let _ = app.emit("rejected", serde_json::json!({

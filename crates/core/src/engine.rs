@@ -34,6 +34,8 @@ pub enum Notice {
         amount: String,
         channel: Option<String>,
         error_code: Option<String>,
+        /// The wallet's own words for a failure (e.g. 余额不足), when the POS gave them.
+        pos_message: Option<String>,
     },
     Rejected {
         source: String,
@@ -1138,6 +1140,7 @@ impl Engine {
             amount: fmt_amount(row.amount_fen),
             channel: row.channel.clone(),
             error_code: row.error_code.clone(),
+            pos_message: row.pos_message.clone().filter(|_| row.state.is_final()),
         });
     }
 }

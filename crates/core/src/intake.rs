@@ -7,6 +7,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use notify::Watcher;
+
+/// How many times the inbox has been listed in this process (for the idle-cost test).
+pub static LISTINGS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
@@ -113,10 +116,18 @@ impl Inbox {
 
     fn watch(&self, wake: mpsc::UnboundedSender<()>) -> Option<notify::RecommendedWatcher> {
         let res = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
-            if let Err(e) = &ev {
-                debug!(error = %e, "inbox watcher error; the timer listing covers it");
+            let relevant = match &ev {
+                // Listing the inbox opens it: an access event must not wake another listing, or
+                // the two feed each other and an idle bridge spins.
+                Ok(e) => !matches!(e.kind, notify::EventKind::Access(_)),
+                Err(e) => {
+                    debug!(error = %e, "inbox watcher error; the timer listing covers it");
+                    true
+                }
+            };
+            if relevant {
+                let _ = wake.send(());
             }
-            let _ = wake.send(());
         })
         .and_then(|mut w| w.watch(&self.folders.inbox, notify::RecursiveMode::NonRecursive).map(|_| w));
         match res {
@@ -150,6 +161,7 @@ impl Inbox {
     }
 
     async fn scan(&self, tracker: &mut InboxTracker) -> Result<(), ScanError> {
+        LISTINGS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let now = Instant::now();
         let mut names: Vec<String> = std::fs::read_dir(&self.folders.inbox)
             .map_err(ScanError::Io)?
