@@ -9,6 +9,7 @@ pub mod fuzz;
 pub mod link;
 pub mod message;
 pub mod session;
+pub mod usb;
 
 pub use message::{Channel, ChannelTotals, PosTotals, Reply, Request, Stage, TxnKind, TxnResult, TxnStatus};
 pub use session::{Session, SessionConfig, SessionError, SessionEvent};
