@@ -57,6 +57,12 @@ enum Cmd {
         #[arg(long, default_value_t = 7)]
         days: i64,
     },
+    /// List serial ports (with the USB device behind each) and USB devices (with interfaces and
+    /// endpoints), marking those that look like a POS and saying what to write in `[pos] port`.
+    Devices {
+        #[arg(long)]
+        json: bool,
+    },
     /// Generate a new shared AES-256 key file.
     Keygen {
         /// Key id written into every envelope (1-32 of A-Z a-z 0-9 _ -).
@@ -177,6 +183,15 @@ fn main() -> Result<()> {
             });
             let names = hisbridge_core::diag::write_archive(&cfg, &config, logs.as_deref(), &status, days, &out)?;
             println!("wrote {} ({} entries)", out.display(), names.len());
+            Ok(())
+        }
+        Cmd::Devices { json } => {
+            let found = hisbridge_core::transport::discover::find_all();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&found)?);
+            } else {
+                print!("{}", hisbridge_core::transport::discover::render(&found));
+            }
             Ok(())
         }
         Cmd::Keygen { id, out } => {

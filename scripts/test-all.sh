@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test of the project, on a fresh Debian 12 machine with the Rust toolchain.
 # Installs what it needs (apt packages for the Tauri app, Python's cryptography), then runs:
-#   1. formatting and lints;  2. the core's unit and end-to-end tests;  3. the demo;
+#   1. formatting and lints;  2. the core's unit and end-to-end tests (the USB transport's
+#      against a POS emulated by umockdev: they must run here, not skip);  3. the demo;
 #   4. the published vectors against an independent AES-GCM;  5. fuzzing (nightly, cargo-fuzz);
 #   6. the Windows client DLL;  7. the tray app under Xvfb: command layer, smoke test, and
 #      WebDriver end-to-end tests (tauri-driver + WebKitWebDriver).
@@ -12,7 +13,8 @@ cd "$top"
 step() { printf '\n==== %s ====\n' "$*"; }
 
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-apt_need=(libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev pkg-config xvfb xauth webkit2gtk-driver dbus)
+apt_need=(libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev pkg-config xvfb xauth webkit2gtk-driver dbus
+  umockdev gir1.2-umockdev-1.0 python3-gi)
 missing=()
 for p in "${apt_need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -26,9 +28,13 @@ if ! command -v javac >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq default-jdk-headless >/dev/null
 fi
 
+# The USB tests skip where umockdev is missing; here it was installed above, so they must run.
+export HISBRIDGE_REQUIRE_UMOCKDEV=1
+
 step "format and lints (core)"
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
+cargo clippy --features hardware-tests --tests -- -D warnings
 
 step "core tests"
 cargo test --no-run -q

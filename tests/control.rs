@@ -81,6 +81,7 @@ fn pause_refuses_new_orders_and_the_connection_test_reads_the_pos() {
 #[test]
 fn settings_are_checked_saved_and_applied() {
     use hisbridge_core::settings::{self, SettingsForm};
+    use hisbridge_core::transport::TransportKind;
     let h = Harness::new();
     let path = h.dir.path().join("hisbridge.toml");
     let form = SettingsForm::from_config(&h.cfg);
@@ -96,6 +97,8 @@ fn settings_are_checked_saved_and_applied() {
         (SettingsForm { scan_secs: 0, ..form.clone() }, "scan_secs"),
         (SettingsForm { outbox: form.inbox.clone(), ..form.clone() }, "outbox"),
         (SettingsForm { socket_port: Some(0), ..form.clone() }, "socket_port"),
+        (SettingsForm { pos_port: "usb:2fb8".into(), ..form.clone() }, "pos_port"),
+        (SettingsForm { transport: TransportKind::Usb, ..form.clone() }, "transport"),
     ] {
         let e = settings::save(&path, &f).unwrap_err();
         assert_eq!(e.field().map(|f| f.field.as_str()), Some(field), "{e}");
@@ -118,6 +121,13 @@ fn settings_are_checked_saved_and_applied() {
     let moved = SettingsForm { pos_port: "/dev/ttyACM9".into(), ..f.clone() };
     let (_, c2) = settings::apply(&path, &moved).unwrap();
     assert!(settings::needs_restart(&cfg, &c2), "a new port needs the bridge to start again");
+    // The POS by USB identity, raw USB: written as the config loader reads it.
+    let usb = SettingsForm { pos_port: "usb:2fb8:0001:N5-0001".into(), transport: TransportKind::Usb, ..f.clone() };
+    let (text, c3) = settings::apply(&path, &usb).unwrap();
+    assert!(text.contains("transport = \"usb\""), "{text}");
+    assert_eq!(c3.pos.transport, TransportKind::Usb);
+    assert_eq!(SettingsForm::from_config(&c3).pos_port, "usb:2fb8:0001:N5-0001");
+    assert!(settings::needs_restart(&cfg, &c3));
 
     // Key import: checked, stored owner-only, never echoed.
     let e = settings::import_key(&cfg, "key_id = \"K2\"\nkey = \"AAAA\"\n").unwrap_err();

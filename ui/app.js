@@ -17,6 +17,9 @@ const T = {
     navDay: "今日", navSettings: "设置", navLogs: "日志", pause: "暂停收款", resume: "恢复收款",
     settings: "设置", setFolders: "文件夹", inbox: "收件夹（HIS 写指令）", outbox: "结果夹（HIS 读结果）",
     errorDir: "错误夹", socketPort: "本机套接字端口（空 = 关闭）", setPos: "POS", baud: "波特率",
+    posPort: "POS 端口", transport: "连接方式", transportSerial: "串口（COM）", transportUsb: "USB 直连（需 WinUSB 驱动）",
+    portHint: "可填 COM 口名，或 usb:厂商号:产品号[:序列号]（按 USB 标识查找，COM 号变化也能找到）。",
+    byIdentity: "按 USB 标识", looksLikePos: "像是 POS",
     terminals: "收费终端号（逗号分隔）", setTimeouts: "超时（秒）", scanSecs: "等待扫码", passwordSecs: "等待输入密码",
     cancelSecs: "等待撤销确认", querySecs: "查询间隔", setNotify: "通知", nSuccess: "收款/退款成功",
     nFailure: "收款失败", nUnknown: "结果未知", nLink: "POS 断开/恢复", nRejected: "HIS 指令被拒收",
@@ -41,6 +44,9 @@ const T = {
     navDay: "Today", navSettings: "Settings", navLogs: "Logs", pause: "Pause payments", resume: "Resume payments",
     settings: "Settings", setFolders: "Folders", inbox: "Inbox (the HIS writes instructions)", outbox: "Outbox (the HIS reads results)",
     errorDir: "Error folder", socketPort: "Localhost socket port (empty = off)", setPos: "POS", baud: "Baud rate",
+    posPort: "POS port", transport: "Connection", transportSerial: "Serial (COM port)", transportUsb: "Raw USB (needs the WinUSB driver)",
+    portHint: "A COM port name, or usb:VID:PID[:SERIAL] (found by USB identity, whatever COM number Windows gives it).",
+    byIdentity: "by USB identity", looksLikePos: "looks like a POS",
     terminals: "Software terminal IDs (comma-separated)", setTimeouts: "Timeouts (seconds)", scanSecs: "Waiting for the scan",
     passwordSecs: "Waiting for the password", cancelSecs: "Waiting for a cancel", querySecs: "Query interval",
     setNotify: "Notifications", nSuccess: "Payment/refund succeeded", nFailure: "Payment failed", nUnknown: "Outcome unknown",
@@ -188,7 +194,7 @@ function render() {
 function day() { return $("date").value || null; }
 
 // ---- Sections (day, settings, logs) -----------------------------------------------------------
-const FIELD_LABEL = { inbox: "inbox", outbox: "outbox", error: "errorDir", socket_port: "socketPort", pos_port: "port",
+const FIELD_LABEL = { inbox: "inbox", outbox: "outbox", error: "errorDir", socket_port: "socketPort", pos_port: "posPort", transport: "transport",
   baud: "baud", device_id: "device", terminals: "terminals", scan_secs: "scanSecs", password_secs: "passwordSecs",
   cancel_secs: "cancelSecs", query_interval_secs: "querySecs" };
 let form = null;
@@ -205,7 +211,7 @@ function loadSettings() {
   tauri.core.invoke("get_settings").then((f) => {
     form = f;
     const e = $("settings-form").elements;
-    for (const k of ["inbox", "outbox", "error", "pos_port", "device_id", "scan_secs", "password_secs", "cancel_secs", "query_interval_secs"]) e[k].value = f[k];
+    for (const k of ["inbox", "outbox", "error", "pos_port", "transport", "device_id", "scan_secs", "password_secs", "cancel_secs", "query_interval_secs"]) e[k].value = f[k];
     e.socket_port.value = f.socket_port ?? "";
     e.baud.value = String(f.baud);
     e.terminals.value = f.terminals.join(", ");
@@ -214,10 +220,20 @@ function loadSettings() {
     $("settings-error").textContent = "";
   }, (err) => ($("settings-error").textContent = String(err)));
   tauri.core.invoke("list_ports").then((ports) => {
-    $("ports").replaceChildren(...ports.map((p) => el("option", { value: p.name }, p.usb || p.name)));
-    $("port-hint").textContent = ports.filter((p) => p.usb).map((p) => `${p.name}: ${p.usb}`).join("; ");
+    choices = ports;
+    const label = (p) => [p.detail, p.by_identity ? t("byIdentity") : "", p.looks_like_pos ? t("looksLikePos") : "",
+      p.transport === "usb" ? t("transportUsb") : ""].filter(Boolean).join(" · ");
+    $("ports").replaceChildren(...ports.map((p) => el("option", { value: p.value }, label(p) || p.value)));
+    $("port-hint").textContent = t("portHint");
   });
 }
+
+// Picking a listed device sets the connection that goes with it.
+let choices = [];
+$("settings-form").elements.pos_port.addEventListener("change", (ev) => {
+  const c = choices.find((p) => p.value === ev.target.value.trim());
+  if (c) $("settings-form").elements.transport.value = c.transport;
+});
 
 function num(v) { const n = Number(String(v).trim()); return String(v).trim() === "" || !Number.isInteger(n) || n < 0 ? -1 : n; }
 
@@ -228,7 +244,7 @@ $("settings-form").addEventListener("submit", (ev) => {
   const port = String(e.socket_port.value).trim();
   const f = {
     ...form,
-    inbox: e.inbox.value, outbox: e.outbox.value, error: e.error.value, pos_port: e.pos_port.value,
+    inbox: e.inbox.value, outbox: e.outbox.value, error: e.error.value, pos_port: e.pos_port.value, transport: e.transport.value,
     socket_port: port === "" ? null : num(port) > 65535 ? 0 : Math.max(0, num(port)),
     baud: Number(e.baud.value), device_id: e.device_id.value,
     terminals: e.terminals.value.split(/[,，\s]+/).filter(Boolean),

@@ -265,31 +265,72 @@ fn import_key(state: tauri::State<'_, AppState>, text: String) -> Result<String,
     Ok(id)
 }
 
+/// One choice for the POS in the settings: what to write in `[pos] port`, with which transport.
 #[derive(Serialize)]
-struct PortView {
-    name: String,
-    usb: Option<String>,
+struct PortChoice {
+    value: String,
+    transport: hisbridge_core::transport::TransportKind,
+    /// What the OS says about it (USB identity, product).
+    detail: String,
+    /// A USB identity: stays right when Windows gives the POS another COM number.
+    by_identity: bool,
+    looks_like_pos: bool,
 }
 
+/// The serial ports and USB devices of this PC, as `hisbridge devices` lists them.
 #[tauri::command]
-fn list_ports() -> Vec<PortView> {
-    serialport::available_ports()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|p| PortView {
-            name: p.port_name,
-            usb: match p.port_type {
-                serialport::SerialPortType::UsbPort(u) => Some(format!(
+fn list_ports() -> Vec<PortChoice> {
+    use hisbridge_core::transport::{discover, TransportKind};
+    let found = discover::find_all();
+    let mut out = Vec::new();
+    for p in &found.serial_ports {
+        let detail = p
+            .usb
+            .as_ref()
+            .map(|u| {
+                format!(
                     "USB {:04X}:{:04X} {} {}",
                     u.vid,
                     u.pid,
-                    u.manufacturer.unwrap_or_default(),
-                    u.product.unwrap_or_default()
-                )),
-                _ => None,
-            },
-        })
-        .collect()
+                    u.manufacturer.as_deref().unwrap_or(""),
+                    u.product.as_deref().unwrap_or("")
+                )
+            })
+            .unwrap_or_default();
+        out.push(PortChoice {
+            value: p.name.clone(),
+            transport: TransportKind::Serial,
+            detail: detail.clone(),
+            by_identity: false,
+            looks_like_pos: false,
+        });
+        if let Some(u) = &p.usb {
+            out.push(PortChoice {
+                value: u.id().to_string(),
+                transport: TransportKind::Serial,
+                detail: format!("{} ({detail})", p.name),
+                by_identity: true,
+                looks_like_pos: false,
+            });
+        }
+    }
+    for d in found.usb_devices.iter().filter(|d| d.looks_like_pos.is_some()) {
+        out.push(PortChoice {
+            value: d.config.clone(),
+            transport: TransportKind::Usb,
+            detail: format!(
+                "USB {:04X}:{:04X} {} {}{}",
+                d.vid,
+                d.pid,
+                d.manufacturer.as_deref().unwrap_or(""),
+                d.product.as_deref().unwrap_or(""),
+                d.open_error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+            ),
+            by_identity: true,
+            looks_like_pos: true,
+        });
+    }
+    out
 }
 
 #[tauri::command]
@@ -349,7 +390,7 @@ fn diagnostics(app: &AppHandle, state: &AppState) -> Result<String, String> {
         "os": std::env::consts::OS,
         "pos": st,
         "open_orders": state.open.lock().expect("open").len(),
-        "ports": list_ports().into_iter().map(|p| format!("{} {}", p.name, p.usb.unwrap_or_default())).collect::<Vec<_>>(),
+        "ports": list_ports().into_iter().map(|p| format!("{} [{}] {}", p.value, p.transport.as_str(), p.detail)).collect::<Vec<_>>(),
     });
     let log_dir = app.path().app_log_dir().ok();
     hisbridge_core::diag::write_archive(&cfg, &state.config_path, log_dir.as_deref(), &status, 7, &out)

@@ -26,8 +26,13 @@ pub struct Harness {
 }
 
 pub fn config_text(dir: &Path, port: &str, extra: &str) -> String {
+    config_text_pos(dir, port, "", extra)
+}
+
+/// The test config with more lines in its `[pos]` section (e.g. `transport = "usb"`).
+pub fn config_text_pos(dir: &Path, port: &str, pos_lines: &str, extra: &str) -> String {
     format!(
-        "data_dir = {:?}\nterminals = [\"W01\", \"W02\"]\n[pos]\nport = {:?}\ndevice_id = \"{DEVICE}\"\n\
+        "data_dir = {:?}\nterminals = [\"W01\", \"W02\"]\n[pos]\nport = {:?}\ndevice_id = \"{DEVICE}\"\n{pos_lines}\
          [intake]\nrescan_ms = 100\nstable_ms = 50\ngive_up_secs = 1\n{extra}",
         dir.display().to_string(),
         port
@@ -40,6 +45,12 @@ impl Harness {
     }
 
     pub fn with(sim: SimConfig, extra_config: &str) -> Self {
+        Self::with_pos(sim, extra_config, |sim| (sim.port_path().to_string(), String::new()))
+    }
+
+    /// A harness whose bridge reaches the simulator some other way than its pty by name: `pos`
+    /// gets the running simulator and returns the `[pos] port` value and more `[pos]` lines.
+    pub fn with_pos(sim: SimConfig, extra_config: &str, pos: impl FnOnce(&SimHandle) -> (String, String)) -> Self {
         // Logs show with the failing test's output (cargo test captures them per test).
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
@@ -51,7 +62,8 @@ impl Harness {
         let sim = hisbridge_sim::spawn_on_pty(sim).unwrap();
         let key = Key::generate("K1").unwrap();
         let cfg_path = dir.path().join("hisbridge.toml");
-        std::fs::write(&cfg_path, config_text(dir.path(), sim.port_path(), extra_config)).unwrap();
+        let (port, pos_lines) = pos(&sim);
+        std::fs::write(&cfg_path, config_text_pos(dir.path(), &port, &pos_lines, extra_config)).unwrap();
         keyfile::write_new(&dir.path().join("hisbridge.key"), &key).unwrap();
         let cfg = Config::load(&cfg_path).unwrap();
         let mut h = Harness { dir, cfg, key, sim, rt: None, bridge: None };

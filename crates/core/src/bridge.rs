@@ -44,6 +44,8 @@ impl Bridge {
         let key = Arc::new(key);
         let (pos, pos_events) = pos::spawn(PosConfig {
             port: cfg.pos.port.clone(),
+            target: cfg.pos.target.clone(),
+            transport: cfg.pos.transport,
             baud: cfg.pos.baud,
             session: SessionConfig { expected_device: Some(cfg.pos.device_id.clone()), ..SessionConfig::default() },
             reopen_interval: Duration::from_secs(1),

@@ -99,6 +99,7 @@ pub struct RawFolders {
 #[serde(deny_unknown_fields)]
 pub struct RawPos {
     pub port: Option<String>,
+    pub transport: Option<crate::transport::TransportKind>,
     pub baud: Option<u32>,
     pub device_id: Option<String>,
 }
@@ -132,7 +133,10 @@ pub struct Folders {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PosSettings {
+    /// As written: a port name or `usb:VID:PID[:SERIAL]` ([`crate::transport::PosTarget`]).
     pub port: String,
+    pub target: crate::transport::PosTarget,
+    pub transport: crate::transport::TransportKind,
     pub baud: u32,
     pub device_id: String,
 }
@@ -220,10 +224,19 @@ impl Config {
         for t in &terminals {
             crate::his::check_number("terminal_id", t).map_err(|e| field("terminals", format!("{t:?}: {e}")))?;
         }
-        let port = raw.pos.port.ok_or_else(|| field("pos.port", "is required (e.g. \"COM5\" or \"/dev/ttyUSB0\")"))?;
-        if port.trim().is_empty() {
-            return Err(field("pos.port", "is empty"));
+        let port = raw
+            .pos
+            .port
+            .ok_or_else(|| field("pos.port", "is required (e.g. \"COM5\", \"/dev/ttyACM0\" or \"usb:2fb8:0001\")"))?;
+        let target = crate::transport::PosTarget::parse(&port).map_err(|e| field("pos.port", e))?;
+        let transport = raw.pos.transport.unwrap_or_default();
+        if transport == crate::transport::TransportKind::Usb && !matches!(target, crate::transport::PosTarget::Usb(_)) {
+            return Err(field(
+                "pos.transport",
+                format!("\"usb\" needs the POS named by USB identity in pos.port (usb:VID:PID[:SERIAL]), not {port:?}"),
+            ));
         }
+        let port = port.trim().to_string();
         let baud = raw.pos.baud.unwrap_or(DEFAULT_BAUD);
         if ![9600, 19200, 38400, 57600, 115_200].contains(&baud) {
             return Err(field("pos.baud", format!("{baud} is not one of 9600, 19200, 38400, 57600, 115200")));
@@ -295,7 +308,7 @@ impl Config {
             },
             data_dir,
             terminals,
-            pos: PosSettings { port, baud, device_id },
+            pos: PosSettings { port, target, transport, baud, device_id },
             timeouts: Timeouts {
                 scan: secs(raw.timeouts.scan_secs, 90, "timeouts.scan_secs", 1, 600)?,
                 password: secs(raw.timeouts.password_secs, 60, "timeouts.password_secs", 1, 600)?,
@@ -336,11 +349,28 @@ mod tests {
     }
 
     #[test]
+    fn the_pos_by_usb_identity() {
+        use crate::transport::{PosTarget, TransportKind, UsbId};
+        let c = Config::from_toml(&MIN.replace("COM5", "usb:2fb8:0001:N5"), Path::new("/")).unwrap();
+        assert_eq!(c.pos.target, PosTarget::Usb(UsbId { vid: 0x2fb8, pid: 1, serial: Some("N5".into()) }));
+        assert_eq!(c.pos.transport, TransportKind::Serial);
+        let c = Config::from_toml(
+            &format!("{}transport = \"usb\"\n", MIN.replace("COM5", "usb:2fb8:0001")),
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!(c.pos.transport, TransportKind::Usb);
+    }
+
+    #[test]
     fn errors_name_the_field() {
         let e = |t: &str| Config::from_toml(t, Path::new("/")).unwrap_err().to_string();
         assert!(e("terminals=[\"W\"]\n").contains("`data_dir`"));
         assert!(e(&MIN.replace("port = \"COM5\"\n", "")).contains("`pos.port`"));
         assert!(e(&format!("{MIN}baud = 1234\n")).contains("`pos.baud`"));
+        assert!(e(&format!("{MIN}transport = \"usb\"\n")).contains("`pos.transport`"));
+        assert!(e(&format!("{MIN}transport = \"bluetooth\"\n")).contains("transport"));
+        assert!(e(&MIN.replace("COM5", "usb:zz:1")).contains("`pos.port`"));
         assert!(e(&format!("{MIN}[timeouts]\nscan_secs = 0\n")).contains("`timeouts.scan_secs`"));
         assert!(e(&MIN.replace("W01", "W 01")).contains("`terminals`"));
         assert!(e(&format!("{MIN}colour = 1\n")).contains("colour"));

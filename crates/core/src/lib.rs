@@ -17,3 +17,4 @@ pub mod recon;
 pub mod settings;
 pub mod socket;
 pub mod statement;
+pub mod transport;

@@ -1,10 +1,11 @@
-//! The POS driver: a tokio task that owns the serial port and the sans-IO [`Session`].
+//! The POS driver: a tokio task that owns the link to the POS (a [`crate::transport::Link`]:
+//! serial port or raw USB) and the sans-IO [`Session`].
 //!
-//! A reader thread turns blocking serial reads into a channel; the task selects on bytes,
-//! requests and the session's deadline, writes what the session hands back, and reopens the
-//! port when it disappears. Nothing here decides about money: that is the engine's job.
+//! A reader thread turns blocking reads into a channel; the task selects on bytes, requests and
+//! the session's deadline, writes what the session hands back, and reopens the link when it
+//! disappears (polling, and woken early by USB hotplug events where libusb has them). Nothing
+//! here decides about money: that is the engine's job.
 
-use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,7 +51,10 @@ pub enum PosEvent {
 
 #[derive(Debug, Clone)]
 pub struct PosConfig {
+    /// The POS as the config names it (shown until a link is open).
     pub port: String,
+    pub target: crate::transport::PosTarget,
+    pub transport: crate::transport::TransportKind,
     pub baud: u32,
     pub session: SessionConfig,
     pub reopen_interval: Duration,
@@ -107,11 +111,8 @@ pub fn spawn(cfg: PosConfig) -> (PosHandle, mpsc::UnboundedReceiver<PosEvent>) {
     (PosHandle { requests: req_tx, status: st_rx }, ev_rx)
 }
 
-fn open(cfg: &PosConfig) -> Result<Box<dyn serialport::SerialPort>, String> {
-    serialport::new(&cfg.port, cfg.baud)
-        .timeout(Duration::from_millis(100))
-        .open()
-        .map_err(|e| format!("{}: {e}", cfg.port))
+fn open(cfg: &PosConfig) -> Result<crate::transport::Link, String> {
+    crate::transport::open(&cfg.target, cfg.transport, cfg.baud)
 }
 
 async fn drive(
@@ -121,6 +122,13 @@ async fn drive(
     status: watch::Sender<PosStatus>,
 ) {
     let mut last_error = String::new();
+    // A POS named by USB identity may come back on another port or address: hotplug events
+    // (where libusb has them) wake the reopen loop early; polling finds it everywhere.
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let _hotplug = match &cfg.target {
+        crate::transport::PosTarget::Usb(id) => crate::transport::usb::watch(id, wake.clone()),
+        crate::transport::PosTarget::Port(_) => None,
+    };
     loop {
         let c = cfg.clone();
         let opened = tokio::task::spawn_blocking(move || open(&c)).await.unwrap_or_else(|e| Err(e.to_string()));
@@ -131,12 +139,16 @@ async fn drive(
                     warn!(port = %cfg.port, %reason, "POS port cannot be opened");
                     last_error = reason.clone();
                 }
-                status.send_modify(|s| s.link = Link::PortClosed { reason });
+                status.send_modify(|s| {
+                    s.link = Link::PortClosed { reason };
+                    s.port = cfg.port.clone();
+                });
                 // Refuse requests while closed, without waiting the whole interval.
                 let deadline = tokio::time::Instant::now() + cfg.reopen_interval;
                 loop {
                     tokio::select! {
                         _ = tokio::time::sleep_until(deadline) => break,
+                        _ = wake.notified() => break,
                         r = requests.recv() => match r {
                             Some((_, reply)) => { let _ = reply.send(Err(SessionError::NotReady)); }
                             None => return,
@@ -147,15 +159,19 @@ async fn drive(
             }
         };
         last_error.clear();
-        info!(port = %cfg.port, baud = cfg.baud, "POS port open");
-        status.send_modify(|s| s.link = Link::Handshaking);
+        info!(port = %port.name, transport = cfg.transport.as_str(), "POS link open");
+        status.send_modify(|s| {
+            s.link = Link::Handshaking;
+            s.port = port.name.clone();
+        });
         let reason = run_port(&cfg, port, &mut requests, &events, &status).await;
         match reason {
             None => return,
             Some(reason) => {
-                warn!(port = %cfg.port, %reason, "POS port lost");
+                warn!(port = %cfg.port, %reason, "POS link lost");
                 status.send_modify(|s| {
                     s.link = Link::PortClosed { reason: reason.clone() };
+                    s.port = cfg.port.clone();
                 });
                 let _ = events.send(PosEvent::PortLost { reason });
             }
@@ -166,17 +182,14 @@ async fn drive(
 /// Runs one open port until it fails (returns the reason) or the engine goes away (None).
 async fn run_port(
     cfg: &PosConfig,
-    mut port: Box<dyn serialport::SerialPort>,
+    port: crate::transport::Link,
     requests: &mut mpsc::UnboundedReceiver<RequestMsg>,
     events: &mpsc::UnboundedSender<PosEvent>,
     status: &watch::Sender<PosStatus>,
 ) -> Option<String> {
     let (bytes_tx, mut bytes_rx) = mpsc::unbounded_channel::<Result<Vec<u8>, String>>();
     let stop = Arc::new(AtomicBool::new(false));
-    let mut reader = match port.try_clone() {
-        Ok(r) => r,
-        Err(e) => return Some(format!("cannot clone port handle: {e}")),
-    };
+    let crate::transport::Link { mut reader, writer: mut port, .. } = port;
     let stop_r = stop.clone();
     std::thread::Builder::new()
         .name("pos-reader".into())

@@ -18,7 +18,11 @@ pub struct SettingsForm {
     pub error: String,
     /// Empty: the socket channel is off.
     pub socket_port: Option<u16>,
+    /// A port name, or `usb:VID:PID[:SERIAL]` (the POS by USB identity).
     pub pos_port: String,
+    /// Serial (COM port) or raw USB.
+    #[serde(default)]
+    pub transport: crate::transport::TransportKind,
     pub baud: u32,
     pub device_id: String,
     pub terminals: Vec<String>,
@@ -66,6 +70,7 @@ fn field_err(field: &str, message: impl Into<String>) -> SettingsError {
 fn form_field(config_field: &str) -> &str {
     match config_field {
         "pos.port" => "pos_port",
+        "pos.transport" => "transport",
         "pos.baud" => "baud",
         "pos.device_id" => "device_id",
         "socket.port" | "socket.address" => "socket_port",
@@ -86,6 +91,7 @@ impl SettingsForm {
             error: cfg.folders.error.display().to_string(),
             socket_port: cfg.socket.as_ref().map(|s| s.port),
             pos_port: cfg.pos.port.clone(),
+            transport: cfg.pos.transport,
             baud: cfg.pos.baud,
             device_id: cfg.pos.device_id.clone(),
             terminals: cfg.terminals.iter().cloned().collect(),
@@ -141,6 +147,7 @@ pub fn apply(config_path: &Path, form: &SettingsForm) -> Result<(String, Config)
     f.insert("error".into(), form.error.trim().into());
     let p = section(&mut t, "pos");
     p.insert("port".into(), form.pos_port.trim().into());
+    p.insert("transport".into(), form.transport.as_str().into());
     p.insert("baud".into(), i64::from(form.baud).into());
     p.insert("device_id".into(), form.device_id.trim().into());
     let s = section(&mut t, "socket");
