@@ -1,5 +1,6 @@
 //! `hisbridge demo`: the main job on embedded defaults.
 
+#![cfg_attr(not(unix), allow(unused_imports))]
 use std::time::Duration;
 
 use anyhow::{Context, Result};

@@ -3,6 +3,8 @@
 mod check;
 mod demo;
 mod report;
+mod service;
+mod setup;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -62,6 +64,15 @@ enum Cmd {
     Devices {
         #[arg(long)]
         json: bool,
+    },
+    /// Prepare this PC (what the MSI runs after copying the programs): the data folder and its
+    /// subfolders, the config from the given values (others kept), the key, folder permissions
+    /// and, on Windows, the optional service. Empty values count as not given.
+    Setup(setup::SetupCli),
+    /// The bridge as a Windows service (install, uninstall, start, stop, status).
+    Service {
+        #[command(subcommand)]
+        cmd: service::ServiceCmd,
     },
     /// Generate a new shared AES-256 key file.
     Keygen {
@@ -163,10 +174,39 @@ fn init_logging() {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
+/// Logs to a file (the service has no console): appended, moved to `.1` beyond 5 MB at start.
+#[cfg_attr(not(windows), allow(dead_code))]
+pub fn init_file_logging(path: &std::path::Path) {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    if std::fs::metadata(path).map(|m| m.len() > 5_000_000).unwrap_or(false) {
+        let _ = std::fs::rename(path, path.with_extension("log.1"));
+    }
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HISBRIDGE_LOG").unwrap_or_else(|_| "info".into());
+    match std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        Ok(f) => {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(f))
+                .try_init();
+        }
+        Err(_) => {
+            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+        }
+    }
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    init_logging();
+    // The service logs to its file, set up once its config is read.
+    if !matches!(cli.cmd, Cmd::Service { cmd: service::ServiceCmd::Run { .. } }) {
+        init_logging();
+    }
     match cli.cmd {
+        Cmd::Setup(a) => setup::run(a),
+        Cmd::Service { cmd } => service::main(cmd),
         Cmd::Run { config } => run(config),
         Cmd::Demo => demo::run(),
         Cmd::SimPos(a) => sim_pos(a),
@@ -208,7 +248,7 @@ fn run(config: PathBuf) -> Result<()> {
     let key = keyfile::load(&cfg.key_file)?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
-        let bridge = Bridge::start(&cfg, key)?;
+        let bridge = Bridge::start_as(&cfg, key, "run")?;
         tracing::info!(inbox = %cfg.folders.inbox.display(), outbox = %cfg.folders.outbox.display(), port = cfg.pos.port, "HIS Bridge running");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => tracing::info!("stopping"),

@@ -4,8 +4,10 @@
 #   1. formatting and lints;  2. the core's unit and end-to-end tests (the USB transport's
 #      against a POS emulated by umockdev: they must run here, not skip);  3. the demo;
 #   4. the published vectors against an independent AES-GCM;  5. fuzzing (nightly, cargo-fuzz);
-#   6. the Windows client DLL;  7. the tray app under Xvfb: command layer, smoke test, and
-#      WebDriver end-to-end tests (tauri-driver + WebKitWebDriver).
+#   6. the tray app under Xvfb: command layer, smoke test, and WebDriver end-to-end tests
+#      (tauri-driver + WebKitWebDriver);  7. the Windows build (client DLL, hisbridge.exe,
+#      hisbridge-tray.exe, MSI) and the MSI under Wine (install, an order through COM5, upgrade,
+#      service, uninstall).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -59,14 +61,6 @@ scripts/samples-test.sh
 step "fuzzing: each target for a bounded time"
 scripts/fuzz.sh "${FUZZ_SECS:-20}"
 
-step "Windows build of the HIS client library (hisbridge_client.dll)"
-scripts/build-windows.sh
-exports=$(x86_64-w64-mingw32-objdump -p target-windows/x86_64-pc-windows-gnu/release/hisbridge_client.dll)
-for f in hisbridge_init hisbridge_trans hisbridge_query hisbridge_cancel hisbridge_strerror; do
-  grep -q " $f\$" <<<"$exports" || { echo "hisbridge_client.dll does not export $f"; exit 1; }
-done
-echo "hisbridge_client.dll exports the C ABI"
-
 step "tray app: lints, build, smoke test under Xvfb"
 cargo clippy -p hisbridge-tray --all-targets -- -D warnings
 cargo build -p hisbridge-tray
@@ -74,3 +68,14 @@ cargo test -p hisbridge-tray
 scripts/tray-smoke.sh
 command -v tauri-driver >/dev/null 2>&1 || cargo install tauri-driver --version 2.1.0 --locked -q
 scripts/tray-e2e.sh
+
+step "Windows build: hisbridge_client.dll, hisbridge.exe, hisbridge-tray.exe, the MSI"
+scripts/build-windows.sh --all
+exports=$(x86_64-w64-mingw32-objdump -p target-windows/x86_64-pc-windows-gnu/release/hisbridge_client.dll)
+for f in hisbridge_init hisbridge_trans hisbridge_query hisbridge_cancel hisbridge_strerror; do
+  grep -q " $f\$" <<<"$exports" || { echo "hisbridge_client.dll does not export $f"; exit 1; }
+done
+echo "hisbridge_client.dll exports the C ABI"
+
+step "Windows under Wine: MSI install with properties, an order through COM5, upgrade with the service, uninstall"
+scripts/wine-test.sh

@@ -176,6 +176,49 @@ def main():
     check("a settings error is shown next to its field", settings_error_shown)
     check("a second launch exits and the first stays", second_launch_exits)
     s.close()
+
+    def status_only_beside_the_service():
+        # `hisbridge run` stands in for the Windows service: it holds the journal, the tray app
+        # shows its status only and still lists the day's orders.
+        # The app of the checks above may take a moment to exit and free the journal.
+        status = os.path.join(os.path.dirname(CFG), "status.json")
+        deadline = time.time() + WAIT
+        while True:
+            svc = subprocess.Popen([HISBRIDGE, "run", "--config", CFG], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                svc.wait(timeout=3)  # exited: the journal is still held
+                assert time.time() < deadline, "the journal was never free for the service"
+            except subprocess.TimeoutExpired:
+                break
+        try:
+            def published():
+                try:
+                    st = json.load(open(status))
+                except (OSError, ValueError):
+                    return False
+                return st["pid"] == svc.pid and st["link"] == "ready"
+            while not published():
+                assert time.time() < deadline, "the service never published a ready link"
+                time.sleep(0.2)
+            t = Session()
+            try:
+                t.until("dashboard loaded", lambda: t.text("#totals h2") == "当日汇总")
+                t.until("service note shown", lambda: t.js("return !document.getElementById('service-note').hidden"))
+                t.until("the service's status", lambda: (t.text("#state") or "").startswith("服务运行中"))
+                subprocess.run(
+                    [HISBRIDGE, "his", "send", "--config", CFG, "--terminal", "W01", "--order", "E2E0003", "--amount", "+2.00", "--wait", "90"],
+                    stdout=subprocess.DEVNULL,
+                    check=True,
+                )
+                t.until("the service's order listed", lambda: t.text('tr[data-order="E2E0003"] td.status') == "成功")
+                t.shot("dashboard-service-mode.png")
+            finally:
+                t.close()
+        finally:
+            svc.terminate()
+            svc.wait(timeout=30)
+
+    check("beside the service the app shows status only", status_only_beside_the_service)
     if failures:
         sys.exit(f"tray e2e: {len(failures)} failed: {', '.join(failures)}")
 

@@ -186,3 +186,51 @@ fn diagnostics_archive_has_what_support_needs_and_no_key() {
     assert!(!everything.contains(&key_b64), "no key material");
     assert!(!everything.contains(&hex::encode(h.key.expose_bytes())));
 }
+
+#[test]
+fn setup_prepares_a_data_folder_as_the_msi_calls_it() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("HISBridge");
+    let key = d.path().join("agreed.key");
+    let (ok, out) = hisbridge(&["keygen", "--id", "AGREED", "--out", key.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    // As the MSI passes it: "[DATADIR]." and empty strings for unset properties.
+    let dir_arg = format!("{}/.", data.display());
+    let (ok, out) = hisbridge(&[
+        "setup",
+        "--data-dir",
+        &dir_arg,
+        "--port",
+        "usb:2fb8:0001",
+        "--transport",
+        "",
+        "--baud",
+        "",
+        "--device-id",
+        "POS-0001",
+        "--terminals",
+        "W01,W02",
+        "--socket-port",
+        "",
+        "--key-file",
+        key.to_str().unwrap(),
+        "--his-account",
+        "",
+        "--service",
+        "",
+    ]);
+    assert!(ok, "{out}");
+    let cfg = hisbridge_core::config::Config::load(&data.join("hisbridge.toml")).unwrap();
+    assert_eq!(cfg.pos.port, "usb:2fb8:0001");
+    assert_eq!(cfg.data_dir, data);
+    assert_eq!(hisbridge_core::keyfile::load(&cfg.key_file).unwrap().id(), "AGREED");
+    let log = std::fs::read_to_string(data.join("logs/setup.log")).unwrap();
+    assert!(log.contains("key AGREED imported"), "{log}");
+    // A bad value fails with the field named, and is logged.
+    let (ok, out) = hisbridge(&["setup", "--data-dir", data.to_str().unwrap(), "--device-id", "POS 1"]);
+    assert!(!ok && out.contains("pos.device_id"), "{out}");
+    assert!(std::fs::read_to_string(data.join("logs/setup.log")).unwrap().contains("FAILED"));
+    // The service is Windows-only and says so.
+    let (ok, out) = hisbridge(&["setup", "--data-dir", data.to_str().unwrap(), "--service", "1"]);
+    assert!(!ok && out.contains("systemd"), "{out}");
+}

@@ -91,3 +91,28 @@ fn patient_who_never_scans_is_cancelled_after_the_deadline() {
     assert_eq!(r.error_code.as_deref(), Some("E_TIMEOUT"));
     assert_eq!(h.sim.ledger().get("B0005.1").unwrap().status, "CANCELLED");
 }
+
+#[test]
+fn a_second_bridge_on_the_same_journal_does_not_start_and_sees_the_first() {
+    // The service and the tray app share one config: only one drives the POS.
+    let h = Harness::new();
+    h.eventually("POS ready", || h.bridge.as_ref().unwrap().pos.status().link == Link::Ready);
+    let status = hisbridge_core::instance::status_path(&h.cfg.journal);
+    h.eventually("status published", || {
+        hisbridge_core::instance::read_status(&status).is_some_and(|s| s.link == "ready")
+    });
+    let key = hisbridge_core::keyfile::load(&h.cfg.key_file).unwrap();
+    let second =
+        h.rt.as_ref().unwrap().block_on(async { hisbridge_core::bridge::Bridge::start_as(&h.cfg, key, "tray") });
+    match second {
+        Err(hisbridge_core::bridge::StartError::Locked(hisbridge_core::instance::LockError::Held(Some(s)))) => {
+            assert_eq!((s.mode.as_str(), s.pid), ("run", std::process::id()));
+            assert_eq!(s.device_id.as_deref(), Some(common::DEVICE));
+            assert_eq!(s.pos_status().link, Link::Ready);
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a second bridge started on the same journal"),
+    }
+    // The first carries on.
+    assert_eq!(h.pay("L0001", "+1.00").status, Status::Success);
+}

@@ -17,6 +17,7 @@ const T = {
     navDay: "今日", navSettings: "设置", navLogs: "日志", pause: "暂停收款", resume: "恢复收款",
     settings: "设置", setFolders: "文件夹", inbox: "收件夹（HIS 写指令）", outbox: "结果夹（HIS 读结果）",
     errorDir: "错误夹", socketPort: "本机套接字端口（空 = 关闭）", setPos: "POS", baud: "波特率",
+    serviceNote: "由 HIS Bridge 服务驱动 POS，本窗口只显示状态（取消、暂停、测试请停止服务或由 HIS 操作）。",
     posPort: "POS 端口", transport: "连接方式", transportSerial: "串口（COM）", transportUsb: "USB 直连（需 WinUSB 驱动）",
     portHint: "可填 COM 口名，或 usb:厂商号:产品号[:序列号]（按 USB 标识查找，COM 号变化也能找到）。",
     byIdentity: "按 USB 标识", looksLikePos: "像是 POS",
@@ -44,6 +45,7 @@ const T = {
     navDay: "Today", navSettings: "Settings", navLogs: "Logs", pause: "Pause payments", resume: "Resume payments",
     settings: "Settings", setFolders: "Folders", inbox: "Inbox (the HIS writes instructions)", outbox: "Outbox (the HIS reads results)",
     errorDir: "Error folder", socketPort: "Localhost socket port (empty = off)", setPos: "POS", baud: "Baud rate",
+    serviceNote: "The HIS Bridge service drives the POS; this window shows its status only (to cancel, pause or test, stop the service or use the HIS).",
     posPort: "POS port", transport: "Connection", transportSerial: "Serial (COM port)", transportUsb: "Raw USB (needs the WinUSB driver)",
     portHint: "A COM port name, or usb:VID:PID[:SERIAL] (found by USB identity, whatever COM number Windows gives it).",
     byIdentity: "by USB identity", looksLikePos: "looks like a POS",
@@ -87,6 +89,9 @@ function renderStatus() {
   $("port").textContent = status.port || "-";
   $("device").textContent = status.device_id || "-";
   $("heard").textContent = status.last_heard || "-";
+  $("service-note").hidden = status.service == null;
+  // Actions that need this app's own engine are hidden while the service drives the POS.
+  document.body.classList.toggle("status-only", status.service != null);
 }
 
 function renderTotals() {
@@ -318,7 +323,13 @@ $("write-recon").addEventListener("click", () => tauri.core.invoke("write_reconc
 $("date").value = new Date(Date.now() - new Date().getTimezoneOffset() * 60000).toISOString().slice(0, 10);
 if (tauri) {
   tauri.core.invoke("status").then((v) => { status = v; renderStatus(); });
-  tauri.event.listen("pos-status", (e) => { status = e.payload; renderStatus(); });
+  tauri.event.listen("pos-status", (e) => {
+    status = e.payload;
+    renderStatus();
+    // Status-only mode has no order events (the service has them): the day is read again with
+    // each status update instead.
+    if (status.service != null) refresh();
+  });
   tauri.event.listen("order", (e) => {
     if (e.payload.state === "FAILED") {
       const why = lang === "zh" ? e.payload.reason_zh : e.payload.reason_en;

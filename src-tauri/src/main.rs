@@ -36,6 +36,8 @@ struct StatusView {
     last_heard: Option<String>,
     config_error: Option<String>,
     paused: bool,
+    /// Another instance (the Windows service) drives the POS; this app shows its status only.
+    service: Option<String>,
 }
 
 struct AppState {
@@ -107,6 +109,42 @@ fn view(s: &PosStatus) -> StatusView {
         last_heard: s.last_heard.clone(),
         config_error: None,
         paused: false,
+        service: None,
+    }
+}
+
+/// The view of a POS driven by another instance, from the status file it publishes.
+fn shared_view(journal: &std::path::Path) -> StatusView {
+    use hisbridge_core::instance;
+    let s = instance::read_status(&instance::status_path(journal));
+    let alive = instance::is_held(journal);
+    match s {
+        Some(s) if alive => {
+            let mut v = view(&s.pos_status());
+            v.tooltip_zh = format!("服务运行中 · {}", v.tooltip_zh);
+            v.tooltip_en = format!("Service running · {}", v.tooltip_en);
+            v.service = Some(s.describe());
+            v
+        }
+        _ => StatusView {
+            state: "attention",
+            tooltip_zh: "HIS Bridge 服务已停止；重启托盘程序即由本机接管 POS".into(),
+            tooltip_en: "The HIS Bridge service stopped; restart the tray app to drive the POS from here".into(),
+            port: String::new(),
+            device_id: None,
+            last_heard: None,
+            config_error: None,
+            paused: false,
+            service: Some(String::new()),
+        },
+    }
+}
+
+/// Status-only mode: follows the status file of the instance that drives the POS.
+async fn follow_shared(app: AppHandle, journal: PathBuf) {
+    loop {
+        apply(&app, shared_view(&journal));
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     }
 }
 
@@ -192,7 +230,14 @@ fn config_of(state: &AppState) -> Result<Config, String> {
 }
 
 fn bridge_of(state: &AppState) -> Result<&Bridge, String> {
-    state.bridge.as_ref().ok_or_else(|| "桥程序未启动 / the bridge is not running".into())
+    state.bridge.as_ref().ok_or_else(|| {
+        if state.status.lock().expect("status").service.is_some() {
+            "POS 由 HIS Bridge 服务驱动，本程序只显示状态 / the HIS Bridge service drives the POS; this app shows its status only"
+                .into()
+        } else {
+            "桥程序未启动 / the bridge is not running".into()
+        }
+    })
 }
 
 #[tauri::command]
@@ -635,12 +680,23 @@ fn main() {
             let loaded = Config::load(&cfg_path).map_err(|e| e.to_string());
             let started = loaded.clone().and_then(|cfg| {
                 let key = keyfile::load(&cfg.key_file).map_err(|e| e.to_string())?;
-                tauri::async_runtime::block_on(async { Bridge::start(&cfg, key) }).map_err(|e| e.to_string())
+                match tauri::async_runtime::block_on(async { Bridge::start_as(&cfg, key, "tray") }) {
+                    Ok(b) => Ok(Some(b)),
+                    // The service (or another instance) drives the POS: show its status only.
+                    Err(hisbridge_core::bridge::StartError::Locked(_)) => Ok(None),
+                    Err(e) => Err(e.to_string()),
+                }
             });
+            let shared = matches!(started, Ok(None));
             let (bridge, initial) = match started {
-                Ok(b) => {
+                Ok(Some(b)) => {
                     let v = view(&b.pos.status());
                     (Some(b), v)
+                }
+                Ok(None) => {
+                    let journal = loaded.as_ref().expect("config loaded").journal.clone();
+                    log::info!("another instance drives the POS; status only");
+                    (None, shared_view(&journal))
                 }
                 Err(e) => {
                     log::error!("bridge not started ({}): {e}", cfg_path.display());
@@ -653,6 +709,7 @@ fn main() {
                         last_heard: None,
                         config_error: Some(e),
                         paused: false,
+                        service: None,
                     };
                     (None, v)
                 }
@@ -661,7 +718,7 @@ fn main() {
             app.manage(AppState {
                 status: Mutex::new(initial.clone()),
                 config_path: cfg_path,
-                cfg: Mutex::new(loaded.ok()),
+                cfg: Mutex::new(loaded.clone().ok()),
                 bridge,
                 open: Mutex::new(Default::default()),
                 lang: Mutex::new("zh".into()),
@@ -670,6 +727,9 @@ fn main() {
             build_tray(app, &initial)?;
             if let Some(rx) = watch {
                 tauri::async_runtime::spawn(follow(app.handle().clone(), rx));
+            } else if shared {
+                let journal = loaded.as_ref().expect("config loaded").journal.clone();
+                tauri::async_runtime::spawn(follow_shared(app.handle().clone(), journal));
             }
             if std::env::args().any(|a| a == "--open") || initial.config_error.is_some() {
                 open_dashboard(app.handle(), if initial.config_error.is_some() { "settings" } else { "" });

@@ -22,6 +22,9 @@ pub enum StartError {
     Journal(#[from] crate::journal::JournalError),
     #[error(transparent)]
     Socket(#[from] crate::socket::SocketError),
+    /// Another instance (the service, the tray app, `hisbridge run`) drives this POS and journal.
+    #[error(transparent)]
+    Locked(#[from] crate::instance::LockError),
 }
 
 /// A running bridge. Dropping the runtime stops it; state is in the journal.
@@ -30,15 +33,24 @@ pub struct Bridge {
     pub notices: broadcast::Sender<Notice>,
     pub control: mpsc::Sender<Control>,
     pub engine: tokio::task::JoinHandle<()>,
+    /// Held while this bridge lives: no second engine on the same journal.
+    _lock: crate::instance::InstanceLock,
 }
 
 impl Bridge {
     /// Starts every task on the current runtime.
     pub fn start(cfg: &Config, key: Key) -> Result<Self, StartError> {
-        crate::folders::ensure_dirs(&cfg.folders).map_err(StartError::Folders)?;
+        Self::start_as(cfg, key, "run")
+    }
+
+    /// Starts the bridge as `mode` (`service`, `tray`, `run`: shown to other instances).
+    /// Fails with [`StartError::Locked`] while another instance drives the same journal.
+    pub fn start_as(cfg: &Config, key: Key, mode: &str) -> Result<Self, StartError> {
         if let Some(parent) = cfg.journal.parent() {
             std::fs::create_dir_all(parent).map_err(StartError::Folders)?;
         }
+        let lock = crate::instance::acquire(&cfg.journal)?;
+        crate::folders::ensure_dirs(&cfg.folders).map_err(StartError::Folders)?;
         let journal = Journal::open(&cfg.journal)?;
         let listener = cfg.socket.as_ref().map(|s| crate::socket::bind(s.address, s.port)).transpose()?;
         let key = Arc::new(key);
@@ -50,6 +62,11 @@ impl Bridge {
             session: SessionConfig { expected_device: Some(cfg.pos.device_id.clone()), ..SessionConfig::default() },
             reopen_interval: Duration::from_secs(1),
         });
+        tokio::spawn(crate::instance::publish(
+            crate::instance::status_path(&cfg.journal),
+            mode.to_string(),
+            pos.watch(),
+        ));
         let (sub_tx, sub_rx) = mpsc::channel(64);
         let (notices, _) = broadcast::channel(256);
         let engine = Engine::new(
@@ -80,7 +97,7 @@ impl Bridge {
             tokio::spawn(crate::socket::serve(l, key.clone(), sub_tx.clone()));
         }
         tokio::spawn(Inbox { folders: cfg.folders.clone(), cfg: cfg.intake.clone(), key, tx: sub_tx }.run());
-        Ok(Self { pos, notices, control, engine })
+        Ok(Self { pos, notices, control, engine, _lock: lock })
     }
 }
 

@@ -1,0 +1,238 @@
+//! `hisbridge service install | uninstall | start | stop | status | run`: the bridge as a Windows
+//! service, for cashier PCs where nobody logs in. The service and the tray app share the config
+//! in the data folder; whichever starts first drives the POS (the journal lock), and the tray app
+//! shows the service's status when the service has it.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+#[cfg_attr(not(windows), allow(dead_code))]
+pub const NAME: &str = "HISBridge";
+#[cfg_attr(not(windows), allow(dead_code))]
+pub const DISPLAY: &str = "HIS Bridge";
+#[cfg_attr(not(windows), allow(dead_code))]
+pub const DESCRIPTION: &str = "Carries HIS payment orders to the WeChat Pay / Alipay smart POS (HIS Bridge)";
+
+#[derive(clap::Subcommand)]
+pub enum ServiceCmd {
+    /// Register the service (automatic start, LocalSystem) for this executable and config.
+    Install {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Start it now.
+        #[arg(long)]
+        start: bool,
+    },
+    /// Stop and remove the service (the data folder stays).
+    Uninstall,
+    Start,
+    Stop,
+    /// Print the service's state.
+    Status,
+    /// What the service control manager runs; not for use by hand.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+#[cfg(not(windows))]
+pub fn main(_cmd: ServiceCmd) -> Result<()> {
+    anyhow::bail!(
+        "the service commands are for Windows; on Linux run `hisbridge run --config FILE` under systemd (docs/install.md)"
+    )
+}
+
+#[cfg(windows)]
+pub fn main(cmd: ServiceCmd) -> Result<()> {
+    imp::main(cmd)
+}
+
+#[cfg(windows)]
+mod imp {
+    use std::ffi::OsString;
+    use std::path::{Path, PathBuf};
+    use std::sync::OnceLock;
+    use std::time::{Duration, Instant};
+
+    use anyhow::{bail, Context, Result};
+    use hisbridge_core::bridge::Bridge;
+    use hisbridge_core::config::Config;
+    use hisbridge_core::keyfile;
+    use windows_service::service::{
+        ServiceAccess, ServiceControl, ServiceControlAccept, ServiceErrorControl, ServiceExitCode, ServiceInfo,
+        ServiceStartType, ServiceState, ServiceStatus, ServiceType,
+    };
+    use windows_service::service_control_handler::{self, ServiceControlHandlerResult};
+    use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
+    use windows_service::{define_windows_service, service_dispatcher};
+
+    use super::{ServiceCmd, DESCRIPTION, DISPLAY, NAME};
+
+    static CONFIG: OnceLock<PathBuf> = OnceLock::new();
+
+    pub fn main(cmd: ServiceCmd) -> Result<()> {
+        match cmd {
+            ServiceCmd::Install { config, start } => install(&config, start),
+            ServiceCmd::Uninstall => uninstall(),
+            ServiceCmd::Start => {
+                open(ServiceAccess::START)?.start::<&str>(&[]).context("start the service")?;
+                wait_for(ServiceState::Running)
+            }
+            ServiceCmd::Stop => {
+                open(ServiceAccess::STOP | ServiceAccess::QUERY_STATUS)?.stop().context("stop the service")?;
+                wait_for(ServiceState::Stopped)
+            }
+            ServiceCmd::Status => {
+                let state = open(ServiceAccess::QUERY_STATUS)?.query_status()?.current_state;
+                println!("{NAME}: {state:?}");
+                Ok(())
+            }
+            ServiceCmd::Run { config } => {
+                let _ = CONFIG.set(config);
+                service_dispatcher::start(NAME, ffi_service_main).context("not started by the service manager")?;
+                Ok(())
+            }
+        }
+    }
+
+    fn manager(access: ServiceManagerAccess) -> Result<ServiceManager> {
+        ServiceManager::local_computer(None::<&str>, access)
+            .context("cannot reach the service manager (run as administrator)")
+    }
+
+    fn open(access: ServiceAccess) -> Result<windows_service::service::Service> {
+        manager(ServiceManagerAccess::CONNECT)?
+            .open_service(NAME, access)
+            .with_context(|| format!("the service {NAME} is not installed"))
+    }
+
+    fn wait_for(state: ServiceState) -> Result<()> {
+        let s = open(ServiceAccess::QUERY_STATUS)?;
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if s.query_status()?.current_state == state {
+                println!("{NAME}: {state:?}");
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        bail!("{NAME} did not reach {state:?} within 30 s")
+    }
+
+    fn install(config: &Path, start: bool) -> Result<()> {
+        let config = std::path::absolute(config)?;
+        Config::load(&config).with_context(|| format!("check {} before installing the service", config.display()))?;
+        let mgr = manager(ServiceManagerAccess::CONNECT | ServiceManagerAccess::CREATE_SERVICE)?;
+        let info = ServiceInfo {
+            name: OsString::from(NAME),
+            display_name: OsString::from(DISPLAY),
+            service_type: ServiceType::OWN_PROCESS,
+            start_type: ServiceStartType::AutoStart,
+            error_control: ServiceErrorControl::Normal,
+            executable_path: std::env::current_exe()?,
+            launch_arguments: vec!["service".into(), "run".into(), "--config".into(), config.into_os_string()],
+            dependencies: vec![],
+            account_name: None,
+            account_password: None,
+        };
+        let svc = mgr
+            .create_service(&info, ServiceAccess::CHANGE_CONFIG | ServiceAccess::START)
+            .context("create the service (already installed? `hisbridge service uninstall` first)")?;
+        let _ = svc.set_description(DESCRIPTION);
+        println!("{NAME} installed (automatic start)");
+        if start {
+            svc.start::<&str>(&[]).context("start the service")?;
+            wait_for(ServiceState::Running)?;
+        }
+        Ok(())
+    }
+
+    fn uninstall() -> Result<()> {
+        let svc = match manager(ServiceManagerAccess::CONNECT)?
+            .open_service(NAME, ServiceAccess::QUERY_STATUS | ServiceAccess::STOP | ServiceAccess::DELETE)
+        {
+            Ok(s) => s,
+            Err(_) => {
+                println!("{NAME} is not installed");
+                return Ok(());
+            }
+        };
+        if svc.query_status()?.current_state != ServiceState::Stopped {
+            let _ = svc.stop();
+            let start = Instant::now();
+            while svc.query_status()?.current_state != ServiceState::Stopped
+                && start.elapsed() < Duration::from_secs(30)
+            {
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        }
+        svc.delete().context("remove the service")?;
+        println!("{NAME} removed");
+        Ok(())
+    }
+
+    define_windows_service!(ffi_service_main, service_main);
+
+    fn service_main(_args: Vec<OsString>) {
+        if let Err(e) = serve() {
+            tracing::error!("service stopped: {e:#}");
+        }
+    }
+
+    fn status(state: ServiceState, accept: ServiceControlAccept, code: u32) -> ServiceStatus {
+        ServiceStatus {
+            service_type: ServiceType::OWN_PROCESS,
+            current_state: state,
+            controls_accepted: accept,
+            exit_code: ServiceExitCode::Win32(code),
+            checkpoint: 0,
+            wait_hint: Duration::from_secs(10),
+            process_id: None,
+        }
+    }
+
+    fn serve() -> Result<()> {
+        let rt = tokio::runtime::Runtime::new()?;
+        let (stop_tx, mut stop_rx) = tokio::sync::mpsc::unbounded_channel();
+        let handle = service_control_handler::register(NAME, move |c| match c {
+            ServiceControl::Stop | ServiceControl::Shutdown | ServiceControl::Preshutdown => {
+                let _ = stop_tx.send(());
+                ServiceControlHandlerResult::NoError
+            }
+            ServiceControl::Interrogate => ServiceControlHandlerResult::NoError,
+            _ => ServiceControlHandlerResult::NotImplemented,
+        })?;
+        let config = CONFIG.get().cloned().unwrap_or_default();
+        let started = (|| -> Result<_> {
+            let cfg = Config::load(&config)?;
+            crate::init_file_logging(&cfg.data_dir.join("logs").join("hisbridge-service.log"));
+            let key = keyfile::load(&cfg.key_file)?;
+            let bridge = rt.block_on(async { Bridge::start_as(&cfg, key, "service") })?;
+            tracing::info!(config = %config.display(), port = cfg.pos.port, "HIS Bridge service running");
+            Ok(bridge)
+        })();
+        let bridge = match started {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!("cannot start: {e:#}");
+                // ERROR_SERVICE_SPECIFIC_ERROR-like exit so the event log shows a failure.
+                handle.set_service_status(status(ServiceState::Stopped, ServiceControlAccept::empty(), 1066))?;
+                return Err(e);
+            }
+        };
+        handle.set_service_status(status(
+            ServiceState::Running,
+            ServiceControlAccept::STOP | ServiceControlAccept::SHUTDOWN,
+            0,
+        ))?;
+        rt.block_on(async { stop_rx.recv().await });
+        tracing::info!("HIS Bridge service stopping");
+        handle.set_service_status(status(ServiceState::StopPending, ServiceControlAccept::empty(), 0))?;
+        drop(bridge);
+        rt.shutdown_timeout(Duration::from_secs(5));
+        handle.set_service_status(status(ServiceState::Stopped, ServiceControlAccept::empty(), 0))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,193 @@
+//! One bridge per journal: the Windows service, the tray app and `hisbridge run` may all be
+//! installed on one PC, but only one of them drives the POS at a time.
+//!
+//! The running bridge holds an exclusive OS lock on `<journal>.lock` for its lifetime (released by
+//! the OS when the process ends, however it ends) and publishes its state in `status.json` beside
+//! the journal: who it is, since when, and the POS link. A second instance finds the lock taken
+//! and does not start its engine; the tray app then shows the status file instead (status-only
+//! mode).
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::pos::{Link, PosStatus};
+
+/// How often the status file is rewritten even when nothing changed (its age shows the holder is
+/// alive).
+pub const STATUS_REFRESH: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("another HIS Bridge ({}) already drives this POS and journal", .0.as_ref().map(|s| s.describe()).unwrap_or_else(|| "unknown process".into()))]
+    Held(Option<Box<SharedStatus>>),
+    #[error("cannot create the lock file {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// Held while the bridge runs.
+#[derive(Debug)]
+pub struct InstanceLock {
+    _file: File,
+}
+
+pub fn lock_path(journal: &Path) -> PathBuf {
+    let mut name = journal.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".lock");
+    journal.with_file_name(name)
+}
+
+pub fn status_path(journal: &Path) -> PathBuf {
+    journal.with_file_name("status.json")
+}
+
+/// Takes the lock for `journal`, or says who holds it.
+pub fn acquire(journal: &Path) -> Result<InstanceLock, LockError> {
+    let path = lock_path(journal);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| LockError::Io { path: path.clone(), source })?;
+    match file.try_lock() {
+        Ok(()) => Ok(InstanceLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(LockError::Held(read_status(&status_path(journal)).map(Box::new)))
+        }
+        Err(std::fs::TryLockError::Error(source)) => Err(LockError::Io { path, source }),
+    }
+}
+
+/// Whether a bridge holds the lock of `journal` now.
+pub fn is_held(journal: &Path) -> bool {
+    matches!(acquire(journal), Err(LockError::Held(_)))
+}
+
+/// What the running bridge publishes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedStatus {
+    /// `service`, `tray`, `run`.
+    pub mode: String,
+    pub pid: u32,
+    pub since: String,
+    pub updated_at: String,
+    pub port: String,
+    /// `ready`, `handshaking`, `closed`, `wrong_device`.
+    pub link: String,
+    /// Why the link is closed, or the device ID the POS reported instead of ours.
+    pub reason: Option<String>,
+    pub device_id: Option<String>,
+    pub model: Option<String>,
+    pub last_heard: Option<String>,
+}
+
+impl SharedStatus {
+    pub fn describe(&self) -> String {
+        format!("{} mode, process {}, since {}", self.mode, self.pid, self.since)
+    }
+
+    pub fn from_pos(mode: &str, since: &str, s: &PosStatus) -> Self {
+        let (link, reason) = match &s.link {
+            Link::Ready => ("ready", None),
+            Link::Handshaking => ("handshaking", None),
+            Link::PortClosed { reason } => ("closed", Some(reason.clone())),
+            Link::WrongDevice { reported } => ("wrong_device", Some(reported.clone())),
+        };
+        SharedStatus {
+            mode: mode.to_string(),
+            pid: std::process::id(),
+            since: since.to_string(),
+            updated_at: crate::journal::now_str(),
+            port: s.port.clone(),
+            link: link.to_string(),
+            reason,
+            device_id: s.device_id.clone(),
+            model: s.model.clone(),
+            last_heard: s.last_heard.clone(),
+        }
+    }
+
+    /// The link as the driver's type, for front ends that show both alike.
+    pub fn pos_status(&self) -> PosStatus {
+        let reason = self.reason.clone().unwrap_or_default();
+        PosStatus {
+            port: self.port.clone(),
+            link: match self.link.as_str() {
+                "ready" => Link::Ready,
+                "handshaking" => Link::Handshaking,
+                "wrong_device" => Link::WrongDevice { reported: reason },
+                _ => Link::PortClosed { reason },
+            },
+            device_id: self.device_id.clone(),
+            version: None,
+            model: self.model.clone(),
+            last_heard: self.last_heard.clone(),
+        }
+    }
+}
+
+pub fn read_status(path: &Path) -> Option<SharedStatus> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+fn write_status(path: &Path, s: &SharedStatus) {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("status.json");
+    if let Ok(bytes) = serde_json::to_vec_pretty(s) {
+        if let Err(e) = crate::folders::write_atomic(dir, name, &bytes) {
+            tracing::debug!(error = %e, "status file not written");
+        }
+    }
+}
+
+/// Publishes the POS status for other front ends: on every change and every [`STATUS_REFRESH`].
+pub async fn publish(path: PathBuf, mode: String, mut pos: tokio::sync::watch::Receiver<PosStatus>) {
+    let since = crate::journal::now_str();
+    loop {
+        let s = SharedStatus::from_pos(&mode, &since, &pos.borrow_and_update().clone());
+        write_status(&path, &s);
+        tokio::select! {
+            changed = pos.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep(STATUS_REFRESH) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_holder_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = dir.path().join("journal.sqlite");
+        let first = acquire(&journal).unwrap();
+        let s = SharedStatus::from_pos(
+            "service",
+            "2026-11-26 08:00:00",
+            &PosStatus {
+                port: "COM5".into(),
+                link: Link::Ready,
+                device_id: Some("POS-1".into()),
+                version: None,
+                model: None,
+                last_heard: None,
+            },
+        );
+        write_status(&status_path(&journal), &s);
+        match acquire(&journal) {
+            Err(LockError::Held(Some(h))) => assert_eq!(*h, s),
+            other => panic!("{other:?}"),
+        }
+        let e = acquire(&journal).unwrap_err().to_string();
+        assert!(e.contains("service mode, process"), "{e}");
+        assert!(is_held(&journal));
+        assert_eq!(s.pos_status().link, Link::Ready);
+        drop(first);
+        assert!(!is_held(&journal));
+        let _again = acquire(&journal).unwrap();
+    }
+}

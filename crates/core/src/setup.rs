@@ -1,0 +1,305 @@
+//! What an installer does on a PC besides copying programs: the data folder and its subfolders,
+//! the config file from install properties, the shared key, and (on Windows) folder permissions.
+//! `hisbridge setup` runs this from the MSI (installer/hisbridge.wxs) and by hand.
+//!
+//! Upgrades and repeated runs keep what is there: an existing config keeps every key the run
+//! does not set, an existing key stays unless a new key file is given. Nothing is ever deleted.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{Config, ConfigError};
+
+/// Install properties; `None` (or an empty string from an unset MSI property) leaves the value
+/// as it is.
+#[derive(Debug, Clone, Default)]
+pub struct SetupArgs {
+    pub data_dir: PathBuf,
+    pub port: Option<String>,
+    pub transport: Option<String>,
+    pub baud: Option<u32>,
+    pub device_id: Option<String>,
+    /// Comma- or space-separated software terminal IDs.
+    pub terminals: Option<String>,
+    pub socket_port: Option<u16>,
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("cannot create {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("the existing config {0} is not valid TOML; fix or remove it first")]
+    Toml(PathBuf),
+    #[error("install property for `{field}`: {reason}")]
+    Property { field: String, reason: String },
+    #[error("key file {path}: {reason}")]
+    Key { path: PathBuf, reason: String },
+}
+
+/// What setup did, line by line, for the installer's log.
+#[derive(Debug, Default)]
+pub struct SetupReport {
+    pub lines: Vec<String>,
+    /// The config is complete (the bridge can start); otherwise what is missing.
+    pub config_problem: Option<String>,
+    pub config: PathBuf,
+}
+
+fn given(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+pub const CONFIG_NAME: &str = "hisbridge.toml";
+pub const KEY_NAME: &str = "hisbridge.key";
+/// Folders under the data folder (the config's defaults), plus the logs folder.
+pub const SUBFOLDERS: [&str; 7] = ["inbox", "outbox", "work", "archive", "error", "reconciliation", "logs"];
+
+pub fn run(a: &SetupArgs) -> Result<SetupReport, SetupError> {
+    let mut report = SetupReport::default();
+    let dir = &a.data_dir;
+    for sub in std::iter::once("").chain(SUBFOLDERS) {
+        let p = if sub.is_empty() { dir.clone() } else { dir.join(sub) };
+        std::fs::create_dir_all(&p).map_err(|source| SetupError::Io { path: p.clone(), source })?;
+    }
+    report.lines.push(format!("data folder {} with {}", dir.display(), SUBFOLDERS.join(", ")));
+
+    let cfg_path = dir.join(CONFIG_NAME);
+    report.config = cfg_path.clone();
+    let existed = cfg_path.exists();
+    let mut t: toml::Table = if existed {
+        let text =
+            std::fs::read_to_string(&cfg_path).map_err(|source| SetupError::Io { path: cfg_path.clone(), source })?;
+        text.parse().map_err(|_| SetupError::Toml(cfg_path.clone()))?
+    } else {
+        let mut t = toml::Table::new();
+        t.insert("data_dir".into(), dir.display().to_string().into());
+        t.insert("terminals".into(), toml::Value::Array(Vec::new()));
+        t
+    };
+    // Each value given is checked by itself first, so a bad one is refused even while other
+    // required values are still missing.
+    let bad = |field: &str, reason: String| SetupError::Property { field: field.into(), reason };
+    if let Some(p) = given(&a.port) {
+        crate::transport::PosTarget::parse(p).map_err(|e| bad("pos.port", e))?;
+    }
+    if let Some(tr) = given(&a.transport) {
+        if !matches!(tr, "serial" | "usb") {
+            return Err(bad("pos.transport", format!("{tr:?} is not \"serial\" or \"usb\"")));
+        }
+    }
+    if let Some(d) = given(&a.device_id) {
+        crate::his::check_number("device_id", d).map_err(|e| bad("pos.device_id", e.to_string()))?;
+    }
+    let mut changed = Vec::new();
+    if let Some(terms) = given(&a.terminals) {
+        let list: Vec<toml::Value> =
+            terms.split([',', ' ', ';']).map(str::trim).filter(|s| !s.is_empty()).map(|s| s.into()).collect();
+        t.insert("terminals".into(), toml::Value::Array(list));
+        changed.push("terminals");
+    }
+    {
+        let pos = section(&mut t, "pos");
+        if !existed {
+            pos.entry("port").or_insert_with(|| "".into());
+            pos.entry("device_id").or_insert_with(|| "".into());
+        }
+        if let Some(p) = given(&a.port) {
+            pos.insert("port".into(), p.into());
+            changed.push("pos.port");
+        }
+        if let Some(tr) = given(&a.transport) {
+            pos.insert("transport".into(), tr.into());
+            changed.push("pos.transport");
+        }
+        if let Some(b) = a.baud {
+            pos.insert("baud".into(), i64::from(b).into());
+            changed.push("pos.baud");
+        }
+        if let Some(d) = given(&a.device_id) {
+            pos.insert("device_id".into(), d.into());
+            changed.push("pos.device_id");
+        }
+    }
+    if let Some(port) = a.socket_port {
+        section(&mut t, "socket").insert("port".into(), i64::from(port).into());
+        changed.push("socket.port");
+    }
+    let text = toml::to_string(&t).map_err(|_| SetupError::Toml(cfg_path.clone()))?;
+    // A value given now must be valid; values left empty on a first install are IT's to fill in
+    // (the tray app opens its settings on a config it cannot use).
+    let problem = match Config::from_toml(&text, dir) {
+        Ok(_) => None,
+        Err(ConfigError::Field { field, reason }) => {
+            let given_now = changed.iter().any(|c| *c == field || (field == "terminals" && *c == "terminals"));
+            if given_now {
+                return Err(SetupError::Property { field: field.to_string(), reason });
+            }
+            Some(format!("`{field}` {reason}"))
+        }
+        Err(e) if !changed.is_empty() => return Err(bad("config", e.to_string())),
+        Err(e) => Some(e.to_string()),
+    };
+    if !existed || !changed.is_empty() {
+        crate::folders::write_atomic(dir, CONFIG_NAME, text.as_bytes())
+            .map_err(|source| SetupError::Io { path: cfg_path.clone(), source })?;
+    }
+    report.lines.push(match (existed, changed.is_empty()) {
+        (false, _) => format!("config {} written ({})", cfg_path.display(), changed.join(", ")),
+        (true, true) => format!("config {} kept as it is", cfg_path.display()),
+        (true, false) => format!("config {} kept; set {}", cfg_path.display(), changed.join(", ")),
+    });
+    report.config_problem = problem;
+
+    let key_path = dir.join(KEY_NAME);
+    match &a.key_file {
+        Some(src) if !src.as_os_str().is_empty() => {
+            let text = std::fs::read_to_string(src)
+                .map_err(|e| SetupError::Key { path: src.clone(), reason: e.to_string() })?;
+            let key = crate::keyfile::parse(&text).map_err(|reason| SetupError::Key { path: src.clone(), reason })?;
+            let tmp = dir.join(format!(".setup-{}.key", std::process::id()));
+            let _ = std::fs::remove_file(&tmp);
+            crate::keyfile::write_new(&tmp, &key)
+                .map_err(|e| SetupError::Key { path: tmp.clone(), reason: e.to_string() })?;
+            std::fs::rename(&tmp, &key_path).map_err(|source| SetupError::Io { path: key_path.clone(), source })?;
+            report.lines.push(format!("key {} imported to {}", key.id(), key_path.display()));
+        }
+        _ if key_path.exists() => report.lines.push(format!("key {} kept", key_path.display())),
+        _ => report.lines.push(format!(
+            "no key yet: import the key agreed with the HIS vendor (tray settings, or setup --key-file) to {}",
+            key_path.display()
+        )),
+    }
+    Ok(report)
+}
+
+fn section<'a>(t: &'a mut toml::Table, name: &str) -> &'a mut toml::Table {
+    let v = t.entry(name.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if !v.is_table() {
+        *v = toml::Value::Table(toml::Table::new());
+    }
+    v.as_table_mut().expect("just made a table")
+}
+
+/// The folder permissions on Windows, as `icacls` argument lists: cashiers (local Users) run the
+/// tray app and need to change everything under the data folder; the HIS account, when it is
+/// another account, writes the inbox and reads the outbox and the reconciliation folder. The key
+/// file is readable by those who run the bridge and changeable by administrators only.
+pub fn acl_commands(data_dir: &Path, his_account: Option<&str>) -> Vec<Vec<String>> {
+    let d = |p: &Path| p.display().to_string();
+    let mut cmds = vec![vec![
+        d(data_dir),
+        "/grant".into(),
+        "*S-1-5-32-545:(OI)(CI)M".into(),
+        "/T".into(),
+        "/C".into(),
+        "/Q".into(),
+    ]];
+    let key = data_dir.join(KEY_NAME);
+    cmds.push(vec![
+        d(&key),
+        "/inheritance:r".into(),
+        "/grant:r".into(),
+        "*S-1-5-32-544:F".into(),
+        "*S-1-5-18:F".into(),
+        "*S-1-5-32-545:R".into(),
+        "/C".into(),
+        "/Q".into(),
+    ]);
+    if let Some(acct) = his_account.map(str::trim).filter(|s| !s.is_empty()) {
+        cmds.push(vec![
+            d(&data_dir.join("inbox")),
+            "/grant".into(),
+            format!("{acct}:(OI)(CI)M"),
+            "/C".into(),
+            "/Q".into(),
+        ]);
+        for sub in ["outbox", "reconciliation"] {
+            cmds.push(vec![
+                d(&data_dir.join(sub)),
+                "/grant".into(),
+                format!("{acct}:(OI)(CI)RX"),
+                "/C".into(),
+                "/Q".into(),
+            ]);
+        }
+    }
+    cmds
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_install_then_upgrade_keeps_what_is_there() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("HISBridge");
+        // First install without properties: folders, an incomplete config, no key.
+        let r = run(&SetupArgs { data_dir: dir.clone(), ..Default::default() }).unwrap();
+        for s in SUBFOLDERS {
+            assert!(dir.join(s).is_dir(), "{s}");
+        }
+        assert!(r.config_problem.as_deref().unwrap().contains("terminals"), "{:?}", r.config_problem);
+        assert!(r.lines.iter().any(|l| l.starts_with("no key yet")));
+
+        // Properties given: the config is complete, the key imported.
+        let key = crate::envelope::Key::generate("K7").unwrap();
+        let key_src = tmp.path().join("agreed.key");
+        std::fs::write(&key_src, crate::keyfile::to_text(&key)).unwrap();
+        let r = run(&SetupArgs {
+            data_dir: dir.clone(),
+            port: Some("COM5".into()),
+            device_id: Some("POS-0001".into()),
+            terminals: Some("W01, W02".into()),
+            socket_port: Some(9817),
+            key_file: Some(key_src),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(r.config_problem, None);
+        let cfg = Config::load(&dir.join(CONFIG_NAME)).unwrap();
+        assert_eq!(cfg.pos.port, "COM5");
+        assert_eq!(cfg.terminals.len(), 2);
+        assert_eq!(cfg.socket.unwrap().port, 9817);
+        assert_eq!(cfg.folders.inbox, dir.join("inbox"));
+        assert_eq!(crate::keyfile::load(&dir.join(KEY_NAME)).unwrap().id(), "K7");
+
+        // An upgrade (no properties, empty MSI properties): everything kept, byte for byte.
+        let before = std::fs::read(dir.join(CONFIG_NAME)).unwrap();
+        let r = run(&SetupArgs {
+            data_dir: dir.clone(),
+            port: Some("".into()),
+            terminals: Some(" ".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(std::fs::read(dir.join(CONFIG_NAME)).unwrap(), before);
+        assert!(r.lines.iter().any(|l| l.contains("kept as it is")));
+        assert!(r.lines.iter().any(|l| l.starts_with("key") && l.ends_with("kept")));
+
+        // A bad property fails and changes nothing.
+        let e =
+            run(&SetupArgs { data_dir: dir.clone(), port: Some("usb:zz".into()), ..Default::default() }).unwrap_err();
+        assert!(e.to_string().contains("pos.port"), "{e}");
+        assert_eq!(std::fs::read(dir.join(CONFIG_NAME)).unwrap(), before);
+        let e =
+            run(&SetupArgs { data_dir: dir.clone(), transport: Some("usb".into()), ..Default::default() }).unwrap_err();
+        assert!(e.to_string().contains("pos.transport"), "{e}");
+        let e = run(&SetupArgs { data_dir: dir.clone(), transport: Some("wifi".into()), ..Default::default() })
+            .unwrap_err();
+        assert!(e.to_string().contains("pos.transport"), "{e}");
+        let fresh = tmp.path().join("other");
+        let e = run(&SetupArgs { data_dir: fresh, device_id: Some("POS 1".into()), ..Default::default() }).unwrap_err();
+        assert!(e.to_string().contains("pos.device_id"), "{e}");
+    }
+
+    #[test]
+    fn acls_name_the_his_account_only_when_given() {
+        let c = acl_commands(Path::new("C:/ProgramData/HISBridge"), None);
+        assert_eq!(c.len(), 2);
+        assert!(c[1].contains(&"/inheritance:r".to_string()));
+        let c = acl_commands(Path::new("C:/ProgramData/HISBridge"), Some("HOSP\\his-svc"));
+        assert!(c.iter().any(|a| a.contains(&"HOSP\\his-svc:(OI)(CI)M".to_string())));
+        assert_eq!(c.len(), 5);
+    }
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Builds the MSI from installer/hisbridge.wxs with wixl (msitools), from the Windows executables
+# that scripts/build-windows.sh --all made.
+#   installer/build-msi.sh [VERSION] [OUT.msi]
+# VERSION defaults to the workspace version; OUT to target-windows/hisbridge-VERSION-x64.msi.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+version=${1:-$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)}
+out=${2:-target-windows/hisbridge-$version-x64.msi}
+bin=target-windows/x86_64-pc-windows-gnu/release
+for f in hisbridge.exe hisbridge-tray.exe; do
+  [ -f "$bin/$f" ] || { echo "$bin/$f is missing: run scripts/build-windows.sh --all"; exit 1; }
+done
+mkdir -p "$(dirname "$out")"
+wixl -a x64 -D Version="$version" -D Bin="$bin" -D Docs=docs -D Icon=src-tauri/icons/icon.ico \
+  -o "$out" installer/hisbridge.wxs
+# wixl has no ShortcutProperty element: the Start menu shortcut's AppUserModelID (the tray app's
+# identifier, which Windows notifications name the app by) goes in as an MsiShortcutProperty row.
+aumid=$(python3 -c 'import json;print(json.load(open("src-tauri/tauri.conf.json"))["identifier"])')
+idt=$(mktemp -d)
+printf 'MsiShortcutProperty\tShortcut_\tPropertyKey\tPropVariantValue\ns72\ts72\ts0\ts0\nMsiShortcutProperty\tMsiShortcutProperty\nAppUserModelID\tApplicationShortcut\tSystem.AppUserModel.ID\t%s\n' \
+  "$aumid" > "$idt/MsiShortcutProperty.idt"
+msibuild "$out" -i "$idt/MsiShortcutProperty.idt"
+rm -rf "$idt"
+ls -l "$out"

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# The Windows product under Wine: the MSI's tables, a silent install with properties (files,
+# registry, Start menu, data folders, config, key), the installed hisbridge.exe taking an order
+# from its ProgramData inbox and paying it on the POS simulator (Linux side) through COM5 mapped
+# to the simulator's pty, over both channels; an upgrade to a newer MSI that keeps the data and
+# installs the Windows service, which then drives the POS; uninstall (program, service, registry
+# gone; data kept).
+# Needs the Windows build first: scripts/build-windows.sh --all.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$top"
+
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+need=(wine64 wixl msitools gcc-mingw-w64-x86-64)
+missing=()
+for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+cargo build -q -p hisbridge
+
+win=target-windows/x86_64-pc-windows-gnu/release
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+IFS=. read -r maj min pat <<<"$version"
+newer="$maj.$min.$((pat + 1))"
+msi1=$D/hisbridge-$version-x64.msi
+msi2=$D/hisbridge-$newer-x64.msi
+installer/build-msi.sh "$version" "$msi1" > /dev/null
+installer/build-msi.sh "$newer" "$msi2" > /dev/null
+
+pass=0
+ok() { echo "  ok: $*"; pass=$((pass + 1)); }
+fail() {
+  echo "wine-test FAILED: $*"
+  for f in "$D"/*.log "$data/logs/"*.log; do [ -f "$f" ] && { echo "--- $f"; tail -25 "$f"; }; done
+  exit 1
+}
+
+echo "== MSI tables (msiinfo)"
+upgrade=$(python3 -c 'import json;print(json.load(open("src-tauri/tauri.conf.json"))["bundle"]["windows"]["wix"]["upgradeCode"].upper())')
+props=$(msiinfo export "$msi1" Property)
+grep -q "UpgradeCode.{$upgrade}" <<<"$props" || fail "UpgradeCode is not tauri.conf.json's ($upgrade)"
+grep -q "ProductVersion.$version" <<<"$props" || fail "ProductVersion"
+grep -q "ALLUSERS.1" <<<"$props" || fail "not a per-machine install"
+tables=$(msiinfo tables "$msi1")
+for t in File Component Registry Shortcut MsiShortcutProperty CustomAction ServiceControl Upgrade; do
+  grep -qx "$t" <<<"$tables" || fail "table $t missing"
+done
+msiinfo export "$msi1" MsiShortcutProperty | grep -q "System.AppUserModel.ID.cn.hisbridge.tray" || fail "AppUserModelID"
+msiinfo export "$msi1" Registry | grep -q 'CurrentVersion\\Run' || fail "Run key"
+msiinfo export "$msi1" CustomAction | grep -q "setup --data-dir" || fail "setup custom action"
+msiinfo export "$msi1" Upgrade | grep -q "{$upgrade}" || fail "major upgrade row"
+ok "UpgradeCode $upgrade, per-machine, shortcut AUMID, Run key, setup action, major upgrade"
+
+echo "== Wine prefix"
+export WINEPREFIX=$D/wine WINEDEBUG=-all WINEARCH=win64
+wineboot -i > "$D/wineboot.log" 2>&1
+wineserver -w
+sys32=$WINEPREFIX/drive_c/windows/system32
+# Test aid: Wine 8 has no bcryptprimitives.dll (Rust's std needs ProcessPrng from it).
+x86_64-w64-mingw32-gcc -shared -o "$sys32/bcryptprimitives.dll" scripts/wine/bcryptprimitives.c \
+  scripts/wine/bcryptprimitives.def -ladvapi32
+# The POS simulator on a pty, as COM5.
+start_sim
+pty=$(readlink -f "$D/pos")
+wine reg add 'HKLM\Software\Wine\Ports' /v COM5 /d "$pty" /f > /dev/null 2>&1
+wineserver -k || true
+wineserver -w
+ok "prefix ready, COM5 -> $pty"
+
+progdir="$WINEPREFIX/drive_c/Program Files/HIS Bridge"
+data="$WINEPREFIX/drive_c/ProgramData/HISBridge"
+"$bin/hisbridge" keygen --id WINEK1 --out "$D/agreed.key" > /dev/null
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+msiexec() { wine msiexec "$@" > "$D/msiexec.log" 2>&1; }
+reg_value() { wine reg query "$1" /v "$2" 2>/dev/null | tr -d '\r' | awk -v n="$2" '$1 == n { $1=""; $2=""; sub(/^  */, ""); print }'; }
+
+echo "== silent install with properties"
+msiexec /i "$(winepath -w "$msi1")" /qn /l*v "$(winepath -w "$D/install.log")" \
+  POSPORT=COM5 DEVICEID=POS-0001 "TERMINALS=W01,W02" SOCKETPORT="$port" KEYFILE="$(winepath -w "$D/agreed.key")" \
+  || fail "msiexec /i exit $?"
+for f in hisbridge.exe hisbridge-tray.exe docs/install.md docs/his-interface.md; do
+  [ -f "$progdir/$f" ] || fail "$f not installed"
+done
+ok "programs in Program Files"
+[ "$(reg_value 'HKLM\Software\HISBridge' Version)" = "$version" ] || fail "registry Version"
+[ "$(reg_value 'HKLM\Software\HISBridge' DataDir)" = 'C:\ProgramData\HISBridge\' ] || fail "registry DataDir: $(reg_value 'HKLM\Software\HISBridge' DataDir)"
+run=$(reg_value 'HKLM\Software\Microsoft\Windows\CurrentVersion\Run' 'HIS Bridge' || true)
+[ -n "$run" ] || run=$(wine reg query 'HKLM\Software\Microsoft\Windows\CurrentVersion\Run' 2>/dev/null | tr -d '\r' | grep 'hisbridge-tray.exe' || true)
+grep -q 'hisbridge-tray.exe' <<<"$run" || fail "tray not started at logon (Run key)"
+ok "registry: Version $version, DataDir, tray at logon"
+ls "$WINEPREFIX/drive_c/ProgramData/Microsoft/Windows/Start Menu/Programs/HIS Bridge/"*.lnk > /dev/null 2>&1 \
+  || fail "Start menu shortcut"
+ok "Start menu shortcut"
+for d in inbox outbox work archive error reconciliation logs; do [ -d "$data/$d" ] || fail "data folder $d"; done
+grep -q 'port = "COM5"' "$data/hisbridge.toml" || fail "config port"
+grep -q 'terminals = \["W01", "W02"\]' "$data/hisbridge.toml" || fail "config terminals"
+grep -q "port = $port" "$data/hisbridge.toml" || fail "config socket port"
+grep -q 'key_id = "WINEK1"' "$data/hisbridge.key" || fail "key imported"
+grep -q "config .* written" "$data/logs/setup.log" || fail "setup log"
+ok "ProgramData: folders, config from properties, key imported, setup.log"
+
+# The HIS side runs on Linux against the same folders and key.
+cat > "$D/his.toml" <<EOF
+data_dir = "$data"
+terminals = ["W01", "W02"]
+[pos]
+port = "COM5"
+device_id = "POS-0001"
+[socket]
+port = $port
+EOF
+pay() { # ORDER AMOUNT CHANNEL
+  "$bin/hisbridge" his send --config "$D/his.toml" --terminal W01 --order "$1" --amount "$2" --channel "$3" --wait 120 \
+    > "$D/his-$1.out" 2>&1 || fail "order $1 over $3: $(tail -3 "$D/his-$1.out")"
+  grep -q '"status": "SUCCESS"' "$D/his-$1.out" || fail "order $1 not paid: $(cat "$D/his-$1.out")"
+  grep -q '"device_id": "POS-0001"' "$D/his-$1.out" || fail "order $1 device"
+}
+
+echo "== the installed hisbridge.exe run: an order through the ProgramData inbox"
+spawn wine "C:\\Program Files\\HIS Bridge\\hisbridge.exe" run --config 'C:\ProgramData\HISBridge\hisbridge.toml' > "$D/run.log" 2>&1
+run_pid=$!
+pay WINE0001 +12.30 folder
+ok "order WINE0001 dropped in the ProgramData inbox, paid on the simulator through COM5, result in the outbox"
+pay WINE0002 +8.60 socket
+ok "order WINE0002 over the localhost socket"
+kill -- "-$run_pid" 2>/dev/null || true
+wineserver -k || true
+wineserver -w
+
+echo "== upgrade to $newer (no properties) with the service"
+sum() { sha256sum "$data/hisbridge.toml" "$data/hisbridge.key" | awk '{print $1}' | tr '\n' ' '; }
+before=$(sum)
+msiexec /i "$(winepath -w "$msi2")" /qn /l*v "$(winepath -w "$D/upgrade.log")" SERVICE=1 || fail "upgrade exit $?"
+[ "$(reg_value 'HKLM\Software\HISBridge' Version)" = "$newer" ] || fail "registry Version after upgrade"
+[ "$(sum)" = "$before" ] || fail "config or key changed by the upgrade"
+[ -s "$data/journal.sqlite" ] || fail "journal lost"
+n=$(wine reg query 'HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall' 2>/dev/null | tr -d '\r' | grep -c '{' || true)
+[ "$n" -eq 1 ] || fail "$n products registered after the upgrade (expected 1)"
+"$bin/hisbridge" report --config "$D/his.toml" --json > "$D/report.json" 2>"$D/report.log" || fail "report after upgrade"
+grep -q WINE0001 "$D/report.json" || fail "the journal lost WINE0001 in the upgrade"
+ok "version $newer, one product, config/key unchanged, journal kept"
+grep -q "service HISBridge installed" "$data/logs/setup.log" || fail "service not installed: $(tail -5 "$data/logs/setup.log")"
+wine "C:\\Program Files\\HIS Bridge\\hisbridge.exe" service status > "$D/svc.out" 2>&1 || true
+grep -q "Running" "$D/svc.out" || fail "service not running: $(cat "$D/svc.out")"
+ok "service HISBridge installed and running"
+pay WINE0003 +3.00 folder
+ok "order WINE0003 paid with the service driving the POS"
+status=$(cat "$data/status.json" 2>/dev/null || true)
+grep -q '"mode": "service"' <<<"$status" || fail "status.json does not name the service: $status"
+ok "the service publishes its status for the tray app (status-only mode)"
+
+echo "== uninstall"
+msiexec /x "$(winepath -w "$msi2")" /qn /l*v "$(winepath -w "$D/uninstall.log")" || fail "msiexec /x exit $?"
+[ ! -e "$progdir/hisbridge.exe" ] || fail "program left after uninstall"
+wine reg query 'HKLM\Software\HISBridge' > /dev/null 2>&1 && fail "registry key left after uninstall"
+wine reg query 'HKLM\Software\Microsoft\Windows\CurrentVersion\Run' 2>/dev/null | grep -q hisbridge && fail "Run entry left"
+wine sc query HISBridge > "$D/sc.out" 2>&1 && grep -q "RUNNING\|STOPPED" "$D/sc.out" && fail "service left after uninstall"
+for f in hisbridge.toml hisbridge.key journal.sqlite; do [ -s "$data/$f" ] || fail "data $f removed by uninstall"; done
+ok "program, registry, logon entry and service removed; config, key and journal kept"
+wineserver -k || true
+echo "wine-test: $pass passed, 0 failed"
