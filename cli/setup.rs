@@ -5,9 +5,11 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+#[cfg(not(windows))]
+use anyhow::bail;
 #[cfg(windows)]
 use anyhow::Context;
-use anyhow::{bail, Result};
+use anyhow::Result;
 use hisbridge_core::setup::{self, SetupArgs};
 
 #[derive(clap::Args)]

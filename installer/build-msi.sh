@@ -9,7 +9,7 @@ cd "$top"
 version=${1:-$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)}
 out=${2:-target-windows/hisbridge-$version-x64.msi}
 bin=target-windows/x86_64-pc-windows-gnu/release
-for f in hisbridge.exe hisbridge-tray.exe; do
+for f in hisbridge.exe hisbridge-tray.exe WebView2Loader.dll; do
   [ -f "$bin/$f" ] || { echo "$bin/$f is missing: run scripts/build-windows.sh --all"; exit 1; }
 done
 mkdir -p "$(dirname "$out")"
@@ -22,5 +22,8 @@ idt=$(mktemp -d)
 printf 'MsiShortcutProperty\tShortcut_\tPropertyKey\tPropVariantValue\ns72\ts72\ts0\ts0\nMsiShortcutProperty\tMsiShortcutProperty\nAppUserModelID\tApplicationShortcut\tSystem.AppUserModel.ID\t%s\n' \
   "$aumid" > "$idt/MsiShortcutProperty.idt"
 msibuild "$out" -i "$idt/MsiShortcutProperty.idt"
+# Install properties reach the elevated setup step in managed installs only when secure.
+secure="WIX_DOWNGRADE_DETECTED;WIX_UPGRADE_DETECTED;DATADIR;POSPORT;POSTRANSPORT;BAUD;DEVICEID;TERMINALS;SOCKETPORT;KEYFILE;HISACCOUNT;SERVICE"
+msibuild "$out" -q "UPDATE \`Property\` SET \`Value\` = '$secure' WHERE \`Property\` = 'SecureCustomProperties'"
 rm -rf "$idt"
 ls -l "$out"

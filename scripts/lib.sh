@@ -11,7 +11,7 @@ track() { pids+=("$1"); }
 cleanup() {
   for p in "${pids[@]}"; do kill -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$D" 2>/dev/null || true
+  [ -n "${KEEP_TMP:-}" ] && echo "kept $D" || rm -rf "$D" 2>/dev/null || true
 }
 trap cleanup EXIT
 # Runs a command in a process group of its own (so cleanup also stops what it starts).

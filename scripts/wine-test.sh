@@ -2,7 +2,8 @@
 # The Windows product under Wine: the MSI's tables, a silent install with properties (files,
 # registry, Start menu, data folders, config, key), the installed hisbridge.exe taking an order
 # from its ProgramData inbox and paying it on the POS simulator (Linux side) through COM5 mapped
-# to the simulator's pty, over both channels; an upgrade to a newer MSI that keeps the data and
+# to the simulator's pty, over both channels; the tray app where WebView2 is missing (its bridge
+# runs, the dashboard cannot open and says so); an upgrade to a newer MSI that keeps the data and
 # installs the Windows service, which then drives the POS; uninstall (program, service, registry
 # gone; data kept).
 # Needs the Windows build first: scripts/build-windows.sh --all.
@@ -11,7 +12,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$top"
 
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-need=(wine64 wixl msitools gcc-mingw-w64-x86-64)
+need=(wine wine64 wixl msitools gcc-mingw-w64-x86-64 xvfb xauth)
 missing=()
 for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -29,6 +30,7 @@ msi2=$D/hisbridge-$newer-x64.msi
 installer/build-msi.sh "$version" "$msi1" > /dev/null
 installer/build-msi.sh "$newer" "$msi2" > /dev/null
 
+data="$D/no-data-yet"
 pass=0
 ok() { echo "  ok: $*"; pass=$((pass + 1)); }
 fail() {
@@ -47,10 +49,13 @@ tables=$(msiinfo tables "$msi1")
 for t in File Component Registry Shortcut MsiShortcutProperty CustomAction ServiceControl Upgrade; do
   grep -qx "$t" <<<"$tables" || fail "table $t missing"
 done
-msiinfo export "$msi1" MsiShortcutProperty | grep -q "System.AppUserModel.ID.cn.hisbridge.tray" || fail "AppUserModelID"
-msiinfo export "$msi1" Registry | grep -q 'CurrentVersion\\Run' || fail "Run key"
-msiinfo export "$msi1" CustomAction | grep -q "setup --data-dir" || fail "setup custom action"
-msiinfo export "$msi1" Upgrade | grep -q "{$upgrade}" || fail "major upgrade row"
+# (Exports are read whole: `grep -q` on a pipe would stop the writer, which pipefail reports.)
+export_of() { msiinfo export "$msi1" "$1"; }
+grep -q "System.AppUserModel.ID.cn.hisbridge.tray" <<<"$(export_of MsiShortcutProperty)" || fail "AppUserModelID"
+grep -q 'CurrentVersion.Run' <<<"$(export_of Registry)" || fail "Run key"
+grep -q "setup --data-dir" <<<"$(export_of CustomAction)" || fail "setup custom action"
+grep -q "{$upgrade}" <<<"$(export_of Upgrade)" || fail "major upgrade row"
+grep -q "POSPORT;" <<<"$props" || fail "install properties not secure"
 ok "UpgradeCode $upgrade, per-machine, shortcut AUMID, Run key, setup action, major upgrade"
 
 echo "== Wine prefix"
@@ -90,8 +95,11 @@ run=$(reg_value 'HKLM\Software\Microsoft\Windows\CurrentVersion\Run' 'HIS Bridge
 [ -n "$run" ] || run=$(wine reg query 'HKLM\Software\Microsoft\Windows\CurrentVersion\Run' 2>/dev/null | tr -d '\r' | grep 'hisbridge-tray.exe' || true)
 grep -q 'hisbridge-tray.exe' <<<"$run" || fail "tray not started at logon (Run key)"
 ok "registry: Version $version, DataDir, tray at logon"
-ls "$WINEPREFIX/drive_c/ProgramData/Microsoft/Windows/Start Menu/Programs/HIS Bridge/"*.lnk > /dev/null 2>&1 \
-  || fail "Start menu shortcut"
+# ALLUSERS=1 puts it in the common Start menu on Windows; Wine's msi resolves ProgramMenuFolder
+# to the user's, so either is accepted here.
+lnk=$(find "$WINEPREFIX/drive_c" -path '*Start Menu/Programs/HIS Bridge/HIS Bridge.lnk' | head -1)
+[ -n "$lnk" ] || fail "Start menu shortcut"
+grep -aq "hisbridge-tray.exe" "$lnk" || fail "shortcut target"
 ok "Start menu shortcut"
 for d in inbox outbox work archive error reconciliation logs; do [ -d "$data/$d" ] || fail "data folder $d"; done
 grep -q 'port = "COM5"' "$data/hisbridge.toml" || fail "config port"
@@ -104,6 +112,7 @@ ok "ProgramData: folders, config from properties, key imported, setup.log"
 # The HIS side runs on Linux against the same folders and key.
 cat > "$D/his.toml" <<EOF
 data_dir = "$data"
+key_file = "$D/agreed.key"
 terminals = ["W01", "W02"]
 [pos]
 port = "COM5"
@@ -126,6 +135,25 @@ ok "order WINE0001 dropped in the ProgramData inbox, paid on the simulator throu
 pay WINE0002 +8.60 socket
 ok "order WINE0002 over the localhost socket"
 kill -- "-$run_pid" 2>/dev/null || true
+wineserver -k || true
+wineserver -w
+
+echo "== the tray app where WebView2 is missing (Wine has none)"
+# The tray icon and the bridge run; only the dashboard cannot open, and the app says so.
+spawn xvfb-run -a wine "C:\\Program Files\\HIS Bridge\\hisbridge-tray.exe" --open --config 'C:\ProgramData\HISBridge\hisbridge.toml' > "$D/tray.log" 2>&1
+tray_pid=$!
+for _ in $(seq 600); do
+  grep -q '"mode": "tray"' "$data/status.json" 2>/dev/null && grep -q '"link": "ready"' "$data/status.json" && break
+  sleep 0.1
+done
+grep -q '"mode": "tray"' "$data/status.json" || fail "the tray app's bridge did not start: $(tail -5 "$D/tray.log")"
+pay WINE0004 +4.00 folder
+ok "hisbridge-tray.exe without WebView2: its bridge drives the POS (order WINE0004 paid)"
+traylog="$WINEPREFIX/drive_c/users/$(whoami)/AppData/Local/cn.hisbridge.tray/logs/hisbridge.log"
+for _ in $(seq 100); do grep -q "the dashboard cannot open" "$traylog" 2>/dev/null && break; sleep 0.1; done
+grep -q "the dashboard cannot open" "$traylog" || fail "the missing dashboard is not reported: $(tail -5 "$traylog" 2>/dev/null)"
+ok "the dashboard that cannot open is logged and notified, payments carry on"
+kill -- "-$tray_pid" 2>/dev/null || true
 wineserver -k || true
 wineserver -w
 
@@ -156,7 +184,8 @@ msiexec /x "$(winepath -w "$msi2")" /qn /l*v "$(winepath -w "$D/uninstall.log")"
 [ ! -e "$progdir/hisbridge.exe" ] || fail "program left after uninstall"
 wine reg query 'HKLM\Software\HISBridge' > /dev/null 2>&1 && fail "registry key left after uninstall"
 wine reg query 'HKLM\Software\Microsoft\Windows\CurrentVersion\Run' 2>/dev/null | grep -q hisbridge && fail "Run entry left"
-wine sc query HISBridge > "$D/sc.out" 2>&1 && grep -q "RUNNING\|STOPPED" "$D/sc.out" && fail "service left after uninstall"
+grep -q "service HISBridge removed" "$data/logs/setup.log" || fail "the uninstall did not remove the service"
+if wine sc query HISBridge > "$D/sc.out" 2>&1; then fail "service left after uninstall: $(cat "$D/sc.out")"; fi
 for f in hisbridge.toml hisbridge.key journal.sqlite; do [ -s "$data/$f" ] || fail "data $f removed by uninstall"; done
 ok "program, registry, logon entry and service removed; config, key and journal kept"
 wineserver -k || true

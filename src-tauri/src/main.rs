@@ -204,10 +204,28 @@ fn open_dashboard(app: &AppHandle, section: &str) {
         return;
     }
     let url = if section.is_empty() { "index.html".to_string() } else { format!("index.html#{section}") };
-    let _ = WebviewWindowBuilder::new(app, DASHBOARD, WebviewUrl::App(url.into()))
-        .title("HIS Bridge")
-        .inner_size(1000.0, 760.0)
-        .build();
+    // On Windows the window needs the WebView2 Runtime; where it is missing the bridge keeps
+    // running from the tray and only the window cannot open (docs/install.md).
+    let built = match tauri::webview_version() {
+        Ok(_) => WebviewWindowBuilder::new(app, DASHBOARD, WebviewUrl::App(url.into()))
+            .title("HIS Bridge")
+            .inner_size(1000.0, 760.0)
+            .build()
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(format!("no system webview (on Windows: the WebView2 Runtime is not installed): {e}")),
+    };
+    if let Err(e) = built {
+        log::error!("the dashboard cannot open: {e}");
+        toast(
+            app,
+            commands::Toast {
+                title: "HIS Bridge".into(),
+                body: "无法打开面板：未安装 WebView2 运行库，请联系信息科；收款不受影响。\nThe dashboard cannot open: the WebView2 Runtime is missing (ask IT); payments carry on."
+                    .into(),
+            },
+        );
+    }
 }
 
 fn open_folder(path: &std::path::Path) {
