@@ -30,11 +30,15 @@ ls -l "$out/hisbridge_client.dll"
 
 build -p hisbridge --bin hisbridge
 build -p hisbridge-tray
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 for exe in hisbridge.exe hisbridge-tray.exe; do
   x86_64-w64-mingw32-strip "$out/$exe"
-  # Both carry a version resource and an icon.
-  res=$(x86_64-w64-mingw32-objdump -h "$out/$exe" | grep -c '\.rsrc' || true)
-  [ "$res" -ge 1 ] || { echo "$exe has no resources (version info, icon)"; exit 1; }
+  # Both carry a version resource (product name and version) and an icon.
+  info=$(strings -el "$out/$exe")
+  grep -qx "HIS Bridge" <<<"$info" || { echo "$exe: no product name in its version resource"; exit 1; }
+  grep -qx "$version" <<<"$info" || { echo "$exe: version $version not in its version resource"; exit 1; }
+  sections=$(x86_64-w64-mingw32-objdump -h "$out/$exe")
+  grep -q '\.rsrc' <<<"$sections" || { echo "$exe has no resource section"; exit 1; }
 done
 ls -l "$out/hisbridge.exe" "$out/hisbridge-tray.exe"
 installer/build-msi.sh

@@ -178,6 +178,16 @@ ok "order WINE0003 paid with the service driving the POS"
 status=$(cat "$data/status.json" 2>/dev/null || true)
 grep -q '"mode": "service"' <<<"$status" || fail "status.json does not name the service: $status"
 ok "the service publishes its status for the tray app (status-only mode)"
+# The tray app started beside the service does not drive the POS; it shows the service's status.
+: > "$traylog"
+spawn xvfb-run -a wine "C:\\Program Files\\HIS Bridge\\hisbridge-tray.exe" --config 'C:\ProgramData\HISBridge\hisbridge.toml' > "$D/tray2.log" 2>&1
+tray_pid=$!
+for _ in $(seq 300); do grep -q "status only" "$traylog" 2>/dev/null && break; sleep 0.1; done
+grep -q "another instance drives the POS; status only" "$traylog" || fail "the tray app beside the service: $(tail -5 "$traylog")"
+grep -q '"mode": "service"' "$data/status.json" || fail "the tray app took the POS from the service"
+pay WINE0005 +5.00 socket
+ok "the tray app beside the service shows status only; the service keeps the POS (WINE0005 paid)"
+kill -- "-$tray_pid" 2>/dev/null || true
 
 echo "== uninstall"
 msiexec /x "$(winepath -w "$msi2")" /qn /l*v "$(winepath -w "$D/uninstall.log")" || fail "msiexec /x exit $?"
