@@ -60,7 +60,8 @@ ok "UpgradeCode $upgrade, per-machine, shortcut AUMID, Run key, setup action, ma
 
 echo "== Wine prefix"
 export WINEPREFIX=$D/wine WINEDEBUG=-all WINEARCH=win64
-wineboot -i > "$D/wineboot.log" 2>&1
+# No Mono/Gecko prompts on a fresh prefix: nothing here needs them.
+WINEDLLOVERRIDES="mscoree=;mshtml=" wineboot -i > "$D/wineboot.log" 2>&1
 wineserver -w
 sys32=$WINEPREFIX/drive_c/windows/system32
 # Test aid: Wine 8 has no bcryptprimitives.dll (Rust's std needs ProcessPrng from it).

@@ -2,7 +2,7 @@
 // day's report when something changed. No polling.
 const T = {
   zh: {
-    pos: "POS 状态", port: "串口", device: "设备号", heard: "最后通讯", lang: "English", day: "日期",
+    pos: "POS 状态", port: "端口", device: "设备号", heard: "最后通讯", lang: "English", day: "日期",
     totals: "当日汇总", channel: "渠道", sales: "收款笔数", collected: "收款金额", refunds: "退款笔数",
     refunded: "退款金额", net: "净额", open: "未决", checkPos: "核对 POS 汇总", writeRecon: "生成对账文件",
     byHour: "分时收款（元）", openItems: "未决订单", noOpen: "没有未决订单", orders: "当日订单",
@@ -24,7 +24,7 @@ const T = {
     terminals: "收费终端号（逗号分隔）", setTimeouts: "超时（秒）", scanSecs: "等待扫码", passwordSecs: "等待输入密码",
     cancelSecs: "等待撤销确认", querySecs: "查询间隔", setNotify: "通知", nSuccess: "收款/退款成功",
     nFailure: "收款失败", nUnknown: "结果未知", nLink: "POS 断开/恢复", nRejected: "HIS 指令被拒收",
-    save: "保存", restart: "立即重启桥程序", saved: "已保存，已生效", savedRestart: "已保存；串口、文件夹等设置需重启桥程序后生效",
+    save: "保存", restart: "立即重启桥程序", saved: "已保存，已生效", savedRestart: "已保存；POS 端口、文件夹等设置需重启桥程序后生效",
     key: "密钥", keyInUse: "当前密钥编号：", importKey: "导入密钥文件", keyImported: "已导入密钥 {0}，重启桥程序后生效",
     reload: "刷新", diag: "导出诊断包", testPos: "测试 POS 连接", diagDone: "诊断包已生成：",
     posInfo: "POS 正常：设备 {0}，版本 {1}，POS 时钟 {2}", fieldError: "{0}：{1}", paused: "已暂停收款",
