@@ -190,6 +190,11 @@ pay WINE0005 +5.00 socket
 ok "the tray app beside the service shows status only; the service keeps the POS (WINE0005 paid)"
 kill -- "-$tray_pid" 2>/dev/null || true
 
+echo "== downgrade refused"
+if msiexec /i "$(winepath -w "$msi1")" /qn; then fail "the older MSI installed over the newer one"; fi
+[ "$(reg_value 'HKLM\Software\HISBridge' Version)" = "$newer" ] || fail "version changed by a refused downgrade"
+ok "the $version MSI does not install over $newer"
+
 echo "== uninstall"
 msiexec /x "$(winepath -w "$msi2")" /qn /l*v "$(winepath -w "$D/uninstall.log")" || fail "msiexec /x exit $?"
 [ ! -e "$progdir/hisbridge.exe" ] || fail "program left after uninstall"
