@@ -37,6 +37,12 @@ enum Cmd {
     Demo,
     /// Run the POS simulator (for joint testing by HIS and POS vendors).
     SimPos(SimArgs),
+    /// The journal's health: `check` tells whether it lost history; `accept` takes it as it is
+    /// after IT has checked it (the bridge must be stopped).
+    Journal {
+        #[command(subcommand)]
+        cmd: JournalCmd,
+    },
     /// HIS test client: encrypt and drop instructions, wait for and decrypt results.
     His {
         #[command(subcommand)]
@@ -105,6 +111,22 @@ struct SimArgs {
     scan_ms: u64,
     #[arg(long, default_value_t = 600)]
     paying_ms: u64,
+}
+
+#[derive(Subcommand)]
+enum JournalCmd {
+    /// Whether the journal holds everything the last run wrote (its schema version, orders, open items).
+    Check {
+        /// The bridge's config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Take the journal as it is now: the bridge takes orders again at its next start.
+    Accept {
+        /// The bridge's config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -210,6 +232,7 @@ fn main() -> Result<()> {
         Cmd::Run { config } => run(config),
         Cmd::Demo => demo::run(),
         Cmd::SimPos(a) => sim_pos(a),
+        Cmd::Journal { cmd } => journal(cmd),
         Cmd::His { cmd } => his(cmd),
         Cmd::Report(a) => report::run(a),
         Cmd::Diag { config, out, logs, days } => {
@@ -238,6 +261,40 @@ fn main() -> Result<()> {
             let key = Key::generate(&id).context("key id")?;
             keyfile::write_new(&out, &key)?;
             println!("wrote key {id} to {}", out.display());
+            Ok(())
+        }
+    }
+}
+
+fn journal(cmd: JournalCmd) -> Result<()> {
+    use hisbridge_core::journal::{Integrity, Journal};
+    let (JournalCmd::Check { config } | JournalCmd::Accept { config }) = &cmd;
+    let cfg = Config::load(config)?;
+    // Never beside a running bridge: it holds the journal and its seal.
+    let _lock = hisbridge_core::instance::acquire(&cfg.journal)
+        .context("stop the bridge (the service or the tray app) first")?;
+    let mut j = Journal::open(&cfg.journal)?;
+    match cmd {
+        JournalCmd::Check { .. } => {
+            let open = j.open_orders()?.len();
+            let integrity = j.check_seal()?;
+            println!("journal {} (schema {})", cfg.journal.display(), j.schema_version()?);
+            println!("open orders: {open}");
+            match integrity {
+                Integrity::Intact | Integrity::Sealed => {
+                    println!("history: complete");
+                    Ok(())
+                }
+                Integrity::Lost(why) => {
+                    println!("history: LOST: {why}");
+                    println!("the bridge takes no new orders until `hisbridge journal accept` after IT has checked the journal");
+                    std::process::exit(3)
+                }
+            }
+        }
+        JournalCmd::Accept { .. } => {
+            j.accept_history()?;
+            println!("journal accepted as it is; the bridge takes orders at its next start");
             Ok(())
         }
     }

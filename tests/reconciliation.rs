@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::Harness;
 use hisbridge_core::envelope::Key;
-use hisbridge_core::journal::{Journal, NewOrder, State, Update};
+use hisbridge_core::journal::{Cause, Journal, NewOrder, State, Update};
 use hisbridge_core::recon::{self, DayReport};
 use hisbridge_core::statement::{self, DiffKind, Source};
 
@@ -106,9 +106,10 @@ fn generate(n: usize, seed: u64) -> Day {
                 operator: None,
                 orig_pos_ref: None,
                 source: "test",
+                reply: None,
             })
             .unwrap();
-        j.start_attempt(o.id, "POS-0001").unwrap();
+        let o = j.start_attempt(&o, "POS-0001").unwrap();
         let paid = Update { pay_order_no: Some(&s.pay_no), channel: Some(s.channel), ..Default::default() };
         let state = match s.fate {
             Fate::Paid | Fate::PaidThenRefunded(_) => State::Success,
@@ -121,7 +122,7 @@ fn generate(n: usize, seed: u64) -> Day {
             State::Success | State::Reversed => paid,
             _ => Update::default(),
         };
-        j.transition(o.id, state, &upd).unwrap();
+        j.transition(&o, cause_for(state), state, &upd).unwrap();
         let c = j.connection();
         c.execute(
             "UPDATE orders SET created_at = ?2, finished_at = CASE WHEN finished_at IS NULL THEN NULL ELSE ?3 END WHERE id = ?1",
@@ -141,11 +142,13 @@ fn generate(n: usize, seed: u64) -> Day {
                     operator: None,
                     orig_pos_ref: Some(&s.pos_ref),
                     source: "test",
+                    reply: None,
                 })
                 .unwrap();
-            j.start_attempt(ro.id, "POS-0001").unwrap();
+            let ro = j.start_attempt(&ro, "POS-0001").unwrap();
             j.transition(
-                ro.id,
+                &ro,
+                Cause::PosFinal,
                 State::Refunded,
                 &Update { pay_order_no: Some(&s.refund_pay_no), channel: Some(s.channel), ..Default::default() },
             )
@@ -173,10 +176,11 @@ fn generate(n: usize, seed: u64) -> Day {
                 operator: None,
                 orig_pos_ref: None,
                 source: "test",
+                reply: None,
             })
             .unwrap();
-        j.start_attempt(o.id, "POS-0001").unwrap();
-        j.transition(o.id, state, &Update { channel: Some("WECHAT"), ..Default::default() }).unwrap();
+        let o = j.start_attempt(&o, "POS-0001").unwrap();
+        j.transition(&o, cause_for(state), state, &Update { channel: Some("WECHAT"), ..Default::default() }).unwrap();
         j.connection()
             .execute(
                 "UPDATE orders SET created_at = ?2, finished_at = CASE WHEN finished_at IS NULL THEN NULL ELSE ?3 END WHERE id = ?1",
@@ -553,4 +557,13 @@ fn pos_totals_are_compared_and_the_day_file_is_written() {
     assert_eq!(v["totals"]["net_amount"], "18.60");
     assert_eq!(v["transactions"].as_array().unwrap().len(), 4);
     std::thread::sleep(Duration::from_millis(10));
+}
+
+/// The cause the lifecycle table allows for moving a just-sent order to `state`.
+fn cause_for(state: State) -> Cause {
+    if state == State::Unknown {
+        Cause::Lost
+    } else {
+        Cause::PosFinal
+    }
 }

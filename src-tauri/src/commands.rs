@@ -55,7 +55,7 @@ pub fn write_reconciliation(cfg: &Config, date: Option<&str>) -> Result<Vec<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hisbridge_core::journal::{NewOrder, State, Update};
+    use hisbridge_core::journal::{Cause, NewOrder, State, Update};
 
     fn config(dir: &std::path::Path) -> Config {
         let text = format!(
@@ -86,11 +86,14 @@ mod tests {
                     operator: None,
                     orig_pos_ref: None,
                     source: "test",
+                    reply: None,
                 })
                 .unwrap();
-            j.start_attempt(o.id, "POS-0001").unwrap();
+            let o = j.start_attempt(&o, "POS-0001").unwrap();
             let ch = (!channel.is_empty()).then_some(channel);
-            j.transition(o.id, state, &Update { channel: ch, pay_order_no: Some(no), ..Default::default() }).unwrap();
+            let cause = if state == State::Unknown { Cause::Lost } else { Cause::PosFinal };
+            j.transition(&o, cause, state, &Update { channel: ch, pay_order_no: Some(no), ..Default::default() })
+                .unwrap();
         }
         let r = day_report(&cfg, None).unwrap();
         assert_eq!(r.date, today());
@@ -172,7 +175,39 @@ pub fn toast_for(
         Notice::Rejected { code, detail, .. } if notify.rejected => {
             t("HIS 指令被拒收".into(), "HIS instruction refused".into(), code.zh().to_string(), detail.clone())
         }
+        // Always shown: each needs a person.
+        Notice::Attention { what, detail } => {
+            let (zh_t, en_t, zh_b) = attention_words(*what);
+            t(zh_t.into(), en_t.into(), zh_b.into(), detail.clone())
+        }
         _ => None,
+    }
+}
+
+/// Title (zh, en) and what to do (zh) for each kind of attention.
+pub fn attention_words(what: hisbridge_core::engine::Attention) -> (&'static str, &'static str, &'static str) {
+    use hisbridge_core::engine::Attention;
+    match what {
+        Attention::Journal => (
+            "收费记录无法写入，已暂停收款",
+            "Journal cannot be written: payments stopped",
+            "磁盘已满或数据文件夹只读。请联系信息科；新订单会被退回 HIS，正在进行的交易会在恢复后查询。",
+        ),
+        Attention::HistoryLost => (
+            "收费记录不完整，已暂停收款",
+            "Journal lost history: payments stopped",
+            "收费记录文件被替换或丢失了部分内容。请联系信息科核对后执行 hisbridge journal accept。",
+        ),
+        Attention::Files => (
+            "结果文件写入失败，正在重试",
+            "Result files cannot be written (retrying)",
+            "HIS 可能暂时收不到结果。请检查 outbox 文件夹的磁盘空间和权限。",
+        ),
+        Attention::PosContradiction => (
+            "POS 返回的结果前后矛盾，请核实",
+            "The POS contradicts itself: check the order",
+            "该笔订单结果未知，请勿重复收款；请在 POS 或商户后台核实后联系信息科。",
+        ),
     }
 }
 

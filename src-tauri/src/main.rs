@@ -645,6 +645,15 @@ async fn follow(app: AppHandle, mut link: tokio::sync::watch::Receiver<PosStatus
                                 "source": source, "code": code.as_str(), "zh": code.zh(), "detail": detail,
                             }));
                         }
+                        Notice::Attention { what, detail } => {
+                            let (zh_t, en_t, zh_b) = commands::attention_words(what);
+                            let _ = app.emit("attention", serde_json::json!({
+                                "what": what.as_str(), "zh": zh_t, "en": en_t, "todo_zh": zh_b, "detail": detail,
+                            }));
+                        }
+                        Notice::Resolved(what) => {
+                            let _ = app.emit("attention-resolved", serde_json::json!({ "what": what.as_str() }));
+                        }
                         Notice::Paused(_) => {}
                     }
                 }

@@ -7,9 +7,9 @@ use hisbridge_protocol::SessionConfig;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::config::Config;
-use crate::engine::{Control, Engine, EngineSettings, Notice, OrderAction, PosInfo};
+use crate::engine::{Control, Driver, EngineSettings, Health, Notice, OrderAction, PosInfo};
 use crate::envelope::Key;
-use crate::intake::Inbox;
+use crate::intake::{Inbox, Scanner};
 use crate::journal::Journal;
 use crate::journal::State;
 use crate::pos::{self, PosConfig, PosHandle};
@@ -33,6 +33,8 @@ pub struct Bridge {
     pub notices: broadcast::Sender<Notice>,
     pub control: mpsc::Sender<Control>,
     pub engine: tokio::task::JoinHandle<()>,
+    /// What needs a person now (journal, result files, POS contradictions).
+    pub health: tokio::sync::watch::Receiver<Health>,
     /// Held while this bridge lives: no second engine on the same journal.
     _lock: crate::instance::InstanceLock,
 }
@@ -62,14 +64,16 @@ impl Bridge {
             session: SessionConfig { expected_device: Some(cfg.pos.device_id.clone()), ..SessionConfig::default() },
             reopen_interval: Duration::from_secs(1),
         });
+        let (health_tx, health) = tokio::sync::watch::channel(Health::new());
         tokio::spawn(crate::instance::publish(
             crate::instance::status_path(&cfg.journal),
             mode.to_string(),
             pos.watch(),
+            health.clone(),
         ));
         let (sub_tx, sub_rx) = mpsc::channel(64);
         let (notices, _) = broadcast::channel(256);
-        let engine = Engine::new(
+        let engine = Driver::new(
             EngineSettings {
                 terminals: cfg.terminals.clone(),
                 device_id: cfg.pos.device_id.clone(),
@@ -81,6 +85,7 @@ impl Bridge {
             journal,
             pos.clone(),
             notices.clone(),
+            health_tx,
         );
         let (control, control_rx) = mpsc::channel(16);
         let engine = tokio::spawn(engine.run(sub_rx, pos_events, control_rx));
@@ -96,8 +101,9 @@ impl Bridge {
         if let Some(l) = listener {
             tokio::spawn(crate::socket::serve(l, key.clone(), sub_tx.clone()));
         }
-        tokio::spawn(Inbox { folders: cfg.folders.clone(), cfg: cfg.intake.clone(), key, tx: sub_tx }.run());
-        Ok(Self { pos, notices, control, engine, _lock: lock })
+        let scanner = Scanner { folders: cfg.folders.clone(), cfg: cfg.intake.clone(), key };
+        tokio::spawn(Inbox { scanner, tx: sub_tx }.run());
+        Ok(Self { pos, notices, control, engine, health, _lock: lock })
     }
 }
 

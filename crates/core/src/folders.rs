@@ -159,7 +159,8 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<Pat
     res
 }
 
-fn sync_dir(dir: &Path) {
+/// Flushes a folder's entries (a rename into it) to disk where the platform can.
+pub fn sync_dir(dir: &Path) {
     #[cfg(unix)]
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
@@ -179,9 +180,57 @@ pub fn move_into(from: &Path, dir: &Path) -> std::io::Result<PathBuf> {
         dest = dir.join(format!("{name}.{n}"));
         n += 1;
     }
-    std::fs::rename(from, &dest)?;
+    rename_no_link(from, &dest)?;
     sync_dir(dir);
     Ok(dest)
+}
+
+/// Renames `from` to `dest`; across file systems or drives (EXDEV, ERROR_NOT_SAME_DEVICE),
+/// copies to a temp name beside `dest`, flushes, renames into place, then removes `from`.
+pub fn rename_no_link(from: &Path, dest: &Path) -> std::io::Result<()> {
+    match std::fs::rename(from, dest) {
+        Ok(()) => Ok(()),
+        Err(e) if is_cross_device(&e) => {
+            let dir = dest.parent().unwrap_or(Path::new("."));
+            let tmp = dir.join(format!(
+                ".{}.{}.part",
+                dest.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+                std::process::id()
+            ));
+            let res = (|| {
+                std::fs::copy(from, &tmp)?;
+                std::fs::File::open(&tmp)?.sync_all()?;
+                std::fs::rename(&tmp, dest)?;
+                sync_dir(dir);
+                std::fs::remove_file(from)
+            })();
+            if res.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            res
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn is_cross_device(e: &std::io::Error) -> bool {
+    // EXDEV on Unix (18), ERROR_NOT_SAME_DEVICE on Windows (17).
+    matches!(e.raw_os_error(), Some(18) if cfg!(unix)) || matches!(e.raw_os_error(), Some(17) if cfg!(windows))
+}
+
+/// Removes the temp files (`.<name>.<pid>.tmp`) a crash left in a folder the bridge writes.
+pub fn remove_stale_temps(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    let mut n = 0;
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let ours = name.starts_with('.') && (name.ends_with(".tmp") || name.ends_with(".part")) && name.len() > 5;
+        if ours && e.file_type().map(|t| t.is_file()).unwrap_or(false) && std::fs::remove_file(e.path()).is_ok() {
+            n += 1;
+        }
+    }
+    n
 }
 
 /// The dated archive folder for today.

@@ -82,6 +82,9 @@ pub struct SharedStatus {
     pub device_id: Option<String>,
     pub model: Option<String>,
     pub last_heard: Option<String>,
+    /// What needs a person (`journal`, `history_lost`, `files`, `pos_contradiction`) and why.
+    #[serde(default)]
+    pub attention: Vec<(String, String)>,
 }
 
 impl SharedStatus {
@@ -107,6 +110,7 @@ impl SharedStatus {
             device_id: s.device_id.clone(),
             model: s.model.clone(),
             last_heard: s.last_heard.clone(),
+            attention: Vec::new(),
         }
     }
 
@@ -144,13 +148,20 @@ fn write_status(path: &Path, s: &SharedStatus) {
 }
 
 /// Publishes the POS status for other front ends: on every change and every [`STATUS_REFRESH`].
-pub async fn publish(path: PathBuf, mode: String, mut pos: tokio::sync::watch::Receiver<PosStatus>) {
+pub async fn publish(
+    path: PathBuf,
+    mode: String,
+    mut pos: tokio::sync::watch::Receiver<PosStatus>,
+    mut health: tokio::sync::watch::Receiver<crate::engine::Health>,
+) {
     let since = crate::journal::now_str();
     loop {
-        let s = SharedStatus::from_pos(&mode, &since, &pos.borrow_and_update().clone());
+        let mut s = SharedStatus::from_pos(&mode, &since, &pos.borrow_and_update().clone());
+        s.attention = health.borrow_and_update().iter().map(|(k, v)| (k.as_str().to_string(), v.clone())).collect();
         write_status(&path, &s);
         tokio::select! {
             changed = pos.changed() => if changed.is_err() { return },
+            changed = health.changed() => if changed.is_err() { return },
             _ = tokio::time::sleep(STATUS_REFRESH) => {}
         }
     }

@@ -59,12 +59,20 @@ pub struct Submission {
     pub body: Result<Opened, Refusal>,
     /// Claimed before a restart and handed over again: not a replay.
     pub resubmitted: bool,
+    /// The outbox holds a final result under this file's stem, from an earlier instruction.
+    pub stem_final: bool,
 }
 
-pub struct Inbox {
+/// The inbox's file logic, synchronous: listing, claiming, reading. The async [`Inbox`] task
+/// and the simulation both use it.
+pub struct Scanner {
     pub folders: Folders,
     pub cfg: IntakeCfg,
     pub key: Arc<Key>,
+}
+
+pub struct Inbox {
+    pub scanner: Scanner,
     pub tx: mpsc::Sender<Submission>,
 }
 
@@ -75,32 +83,39 @@ fn name_of(p: &Path) -> String {
 impl Inbox {
     /// Runs until the engine stops listening.
     pub async fn run(self) {
-        if self.resubmit_work().await.is_err() {
-            return;
+        for sub in self.scanner.work_files() {
+            if self.tx.send(sub).await.is_err() {
+                return;
+            }
         }
+        let folders = self.scanner.folders.clone();
         let (wake_tx, mut wake_rx) = mpsc::unbounded_channel::<()>();
-        let mut _watcher = self.watch(wake_tx.clone());
-        let mut tracker = InboxTracker::new(self.cfg.stable, self.cfg.give_up);
+        let mut _watcher = watch(&folders.inbox, wake_tx.clone());
+        let mut tracker = InboxTracker::new(self.scanner.cfg.stable, self.scanner.cfg.give_up);
         let mut inbox_missing = false;
         loop {
-            match self.scan(&mut tracker).await {
-                Ok(()) => {
+            match self.scanner.scan(&mut tracker, Instant::now()) {
+                Ok(subs) => {
                     if inbox_missing {
-                        info!(inbox = %self.folders.inbox.display(), "inbox folder is back");
+                        info!(inbox = %folders.inbox.display(), "inbox folder is back");
                         inbox_missing = false;
-                        _watcher = self.watch(wake_tx.clone());
+                        _watcher = watch(&folders.inbox, wake_tx.clone());
+                    }
+                    for sub in subs {
+                        if self.tx.send(sub).await.is_err() {
+                            return;
+                        }
                     }
                 }
-                Err(ScanError::Closed) => return,
-                Err(ScanError::Io(e)) => {
+                Err(e) => {
                     if !inbox_missing {
-                        warn!(inbox = %self.folders.inbox.display(), error = %e, "inbox folder cannot be listed");
+                        warn!(inbox = %folders.inbox.display(), error = %e, "inbox folder cannot be listed");
                         inbox_missing = true;
                     }
-                    let _ = std::fs::create_dir_all(&self.folders.inbox);
+                    let _ = std::fs::create_dir_all(&folders.inbox);
                 }
             }
-            let mut next = tokio::time::Instant::now() + self.cfg.rescan;
+            let mut next = tokio::time::Instant::now() + self.scanner.cfg.rescan;
             if let Some(t) = tracker.next_check(Instant::now()) {
                 next = next.min(tokio::time::Instant::from_std(t));
             }
@@ -113,38 +128,55 @@ impl Inbox {
             }
         }
     }
+}
 
-    fn watch(&self, wake: mpsc::UnboundedSender<()>) -> Option<notify::RecommendedWatcher> {
-        let res = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
-            let relevant = match &ev {
-                // Listing the inbox opens it: an access event must not wake another listing, or
-                // the two feed each other and an idle bridge spins.
-                Ok(e) => !matches!(e.kind, notify::EventKind::Access(_)),
-                Err(e) => {
-                    debug!(error = %e, "inbox watcher error; the timer listing covers it");
-                    true
-                }
-            };
-            if relevant {
-                let _ = wake.send(());
-            }
-        })
-        .and_then(|mut w| w.watch(&self.folders.inbox, notify::RecursiveMode::NonRecursive).map(|_| w));
-        match res {
-            Ok(w) => Some(w),
+fn watch(inbox: &Path, wake: mpsc::UnboundedSender<()>) -> Option<notify::RecommendedWatcher> {
+    let res = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        let relevant = match &ev {
+            // Listing the inbox opens it: an access event must not wake another listing, or
+            // the two feed each other and an idle bridge spins.
+            Ok(e) => !matches!(e.kind, notify::EventKind::Access(_)),
             Err(e) => {
-                warn!(error = %e, "no file-system events for the inbox; listing it on the timer only");
-                None
+                debug!(error = %e, "inbox watcher error; the timer listing covers it");
+                true
             }
+        };
+        if relevant {
+            let _ = wake.send(());
+        }
+    })
+    .and_then(|mut w| w.watch(inbox, notify::RecursiveMode::NonRecursive).map(|_| w));
+    match res {
+        Ok(w) => Some(w),
+        Err(e) => {
+            warn!(error = %e, "no file-system events for the inbox; listing it on the timer only");
+            None
+        }
+    }
+}
+
+impl Scanner {
+    /// Whether `outbox/<stem>.res` holds a final result (one the bridge must never replace).
+    pub fn stem_final(&self, stem: &str) -> bool {
+        let path = self.folders.outbox.join(format!("{stem}.{}", crate::folders::RESULT_EXT));
+        let Ok(bytes) = std::fs::read(&path) else {
+            return false;
+        };
+        match self.key.open(Direction::ToHis, &bytes) {
+            Ok(plain) => crate::his::ResultMessage::parse(&plain).map(|m| m.status.is_final()).unwrap_or(true),
+            // Not ours to read (another key, damaged): never overwritten either.
+            Err(_) => true,
         }
     }
 
-    async fn resubmit_work(&self) -> Result<(), ()> {
+    /// The files a crash left claimed in work/, to hand to the engine again at start-up.
+    pub fn work_files(&self) -> Vec<Submission> {
         let Ok(rd) = std::fs::read_dir(&self.folders.work) else {
-            return Ok(());
+            return Vec::new();
         };
         let mut paths: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
         paths.sort();
+        let mut out = Vec::new();
         for path in paths {
             let name = name_of(&path);
             let NameKind::Instruction { stem } = classify(&name) else {
@@ -152,19 +184,22 @@ impl Inbox {
             };
             info!(file = %name, "resubmitting a claimed file left from the last run");
             let body = read_and_open(&path, &self.key);
-            self.tx
-                .send(Submission { origin: Origin::File { stem, work_path: path }, body, resubmitted: true })
-                .await
-                .map_err(|_| ())?;
+            let stem_final = self.stem_final(&stem);
+            out.push(Submission {
+                origin: Origin::File { stem, work_path: path },
+                body,
+                resubmitted: true,
+                stem_final,
+            });
         }
-        Ok(())
+        out
     }
 
-    async fn scan(&self, tracker: &mut InboxTracker) -> Result<(), ScanError> {
+    /// One listing of the inbox: claims every file that is complete (or has had its time) and
+    /// returns it for the engine.
+    pub fn scan(&self, tracker: &mut InboxTracker, now: Instant) -> std::io::Result<Vec<Submission>> {
         LISTINGS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let now = Instant::now();
-        let mut names: Vec<String> = std::fs::read_dir(&self.folders.inbox)
-            .map_err(ScanError::Io)?
+        let mut names: Vec<String> = std::fs::read_dir(&self.folders.inbox)?
             .filter_map(|e| e.ok())
             .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
             .map(|e| name_of(&e.path()))
@@ -178,6 +213,7 @@ impl Inbox {
             })
             .collect();
         tracker.retain(&|n| names.iter().any(|x| x == n));
+        let mut out = Vec::new();
         for name in &names {
             let kind = classify(name);
             let path = self.folders.inbox.join(name);
@@ -185,7 +221,7 @@ impl Inbox {
                 NameKind::Instruction { stem } => stem,
                 NameKind::BadName => {
                     // Claim under a neutral name so nothing is ever built from the bad one.
-                    self.refuse_bad_name(&path, name).await?;
+                    out.extend(self.refuse_bad_name(&path, name));
                     continue;
                 }
                 _ => continue,
@@ -206,6 +242,7 @@ impl Inbox {
                     continue; // perhaps still being written; try again on the next listing
                 }
             }
+            let stem_final = self.stem_final(&stem);
             let Some(work_path) = claim(&path, &self.folders.work) else {
                 continue;
             };
@@ -217,30 +254,23 @@ impl Inbox {
                 let _ = crate::folders::move_into(&marker, &crate::folders::archive_dir(&self.folders.archive));
             }
             debug!(file = %name, "claimed");
-            self.tx
-                .send(Submission { origin: Origin::File { stem, work_path }, body, resubmitted: false })
-                .await
-                .map_err(|_| ScanError::Closed)?;
+            out.push(Submission { origin: Origin::File { stem, work_path }, body, resubmitted: false, stem_final });
         }
-        Ok(())
+        Ok(out)
     }
 
-    async fn refuse_bad_name(&self, path: &Path, name: &str) -> Result<(), ScanError> {
+    fn refuse_bad_name(&self, path: &Path, name: &str) -> Option<Submission> {
         let base = format!("badname-{}", chrono::Local::now().format("%Y%m%d%H%M%S%3f"));
         let dest = free_name(&self.folders.work, &base, "ord");
         let stem = name_of(&dest).trim_end_matches(".ord").to_string();
-        let Some(work_path) = claim_to(path, dest) else {
-            return Ok(());
-        };
+        let work_path = claim_to(path, dest)?;
         let shown: String = name.chars().take(120).collect();
-        self.tx
-            .send(Submission {
-                origin: Origin::File { stem, work_path },
-                body: Err(Refusal::BadName(shown)),
-                resubmitted: false,
-            })
-            .await
-            .map_err(|_| ScanError::Closed)
+        Some(Submission {
+            origin: Origin::File { stem, work_path },
+            body: Err(Refusal::BadName(shown)),
+            resubmitted: false,
+            stem_final: false,
+        })
     }
 }
 
@@ -257,11 +287,6 @@ fn retryable(body: &Result<Opened, Refusal>) -> bool {
                     | EnvelopeError::Tag
             ))
     )
-}
-
-enum ScanError {
-    Io(std::io::Error),
-    Closed,
 }
 
 fn read_and_open(path: &Path, key: &Key) -> Result<Opened, Refusal> {

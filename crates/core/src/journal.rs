@@ -2,11 +2,17 @@
 //!
 //! WAL with `synchronous = FULL`: a state change is on disk when its call returns, and the
 //! engine sends nothing to the POS before that (ARCHITECTURE.md, invariant 1).
+//!
+//! Every transition is guarded by the state it leaves (`WHERE state = ?`) and checked against
+//! [`crate::lifecycle::TRANSITIONS`]; the schema is versioned (`PRAGMA user_version`), and a
+//! seal file beside the journal lets the next start tell a journal that lost its history.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::lifecycle::sql_list;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -14,96 +20,24 @@ pub enum JournalError {
     Sqlite(#[from] rusqlite::Error),
     #[error("journal holds an unknown state {0:?}")]
     BadState(String),
+    /// A transition the lifecycle table does not allow, or whose order is no longer in the state
+    /// it was read in.
+    #[error("order {id}: transition {from} --{cause:?}--> {to} refused ({why})")]
+    Transition { id: i64, from: &'static str, cause: Cause, to: &'static str, why: &'static str },
+    #[error("journal schema version {found} is newer than this program knows ({known}); install the newer HIS Bridge")]
+    TooNew { found: i64, known: i64 },
+}
+
+impl JournalError {
+    /// The journal cannot be written (disk full, read-only, I/O error): not a logic error.
+    pub fn is_storage(&self) -> bool {
+        matches!(self, JournalError::Sqlite(_))
+    }
 }
 
 pub type Result<T> = std::result::Result<T, JournalError>;
 
-/// Lifecycle of an order (ARCHITECTURE.md, "Order lifecycle").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum State {
-    /// Validated and journaled; waiting its turn at the POS. No byte sent yet.
-    Accepted,
-    /// SALE/REFUND may have been written to the POS.
-    Sent,
-    /// The POS reports the patient confirming or entering a password.
-    Paying,
-    /// CANCEL may have been written to the POS.
-    Cancelling,
-    /// The outcome is unknown (link lost, bridge restarted): only a query may resolve it.
-    Unknown,
-    Success,
-    Refunded,
-    Failed,
-    Cancelled,
-    Reversed,
-}
-
-impl State {
-    pub const ALL: [State; 10] = [
-        State::Accepted,
-        State::Sent,
-        State::Paying,
-        State::Cancelling,
-        State::Unknown,
-        State::Success,
-        State::Refunded,
-        State::Failed,
-        State::Cancelled,
-        State::Reversed,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Accepted => "ACCEPTED",
-            State::Sent => "SENT",
-            State::Paying => "PAYING",
-            State::Cancelling => "CANCELLING",
-            State::Unknown => "UNKNOWN",
-            State::Success => "SUCCESS",
-            State::Refunded => "REFUNDED",
-            State::Failed => "FAILED",
-            State::Cancelled => "CANCELLED",
-            State::Reversed => "REVERSED",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|st| st.as_str() == s)
-    }
-    pub fn is_final(self) -> bool {
-        matches!(self, State::Success | State::Refunded | State::Failed | State::Cancelled | State::Reversed)
-    }
-    /// The status the HIS is told for an order in this state.
-    pub fn his_status(self) -> crate::his::Status {
-        use crate::his::Status;
-        match self {
-            State::Accepted | State::Sent | State::Paying | State::Cancelling => Status::Processing,
-            State::Unknown => Status::Unknown,
-            State::Success => Status::Success,
-            State::Refunded => Status::Refunded,
-            State::Failed => Status::Failed,
-            State::Cancelled => Status::Cancelled,
-            State::Reversed => Status::Reversed,
-        }
-    }
-    /// The POS may hold a transaction for this order whose outcome the bridge does not know.
-    pub fn is_open(self) -> bool {
-        matches!(self, State::Sent | State::Paying | State::Cancelling | State::Unknown)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Sale,
-    Refund,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Sale => "SALE",
-            Kind::Refund => "REFUND",
-        }
-    }
-}
+pub use crate::lifecycle::{CancelledBy, Cause, Kind, State};
 
 /// One order as journaled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +68,11 @@ pub struct OrderRow {
     pub sent_at: Option<String>,
     pub finished_at: Option<String>,
     pub result_written_at: Option<String>,
+    /// Who asked for the current attempt's cancel.
+    pub cancelled_by: Option<CancelledBy>,
+    /// The strongest thing the POS said about the current attempt (`EVENT`, `IN_PROGRESS`,
+    /// `PAID`, `REFUNDED`...): a later "never heard of it" contradicts it.
+    pub pos_evidence: Option<String>,
 }
 
 /// What the engine journals for a new order.
@@ -148,6 +87,15 @@ pub struct NewOrder<'a> {
     pub operator: Option<&'a str>,
     pub orig_pos_ref: Option<&'a str>,
     pub source: &'a str,
+    /// The result file it answers, registered in the same transaction.
+    pub reply: Option<ReplyTo<'a>>,
+}
+
+/// A result file an order answers: its stem, and the claimed instruction file to archive.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplyTo<'a> {
+    pub stem: &'a str,
+    pub work_file: Option<&'a str>,
 }
 
 /// Fields a transition may set (None leaves the column as it is).
@@ -159,13 +107,31 @@ pub struct Update<'a> {
     pub pos_message: Option<&'a str>,
     pub error_code: Option<&'a str>,
     pub detail: Option<&'a str>,
+    pub cancelled_by: Option<CancelledBy>,
+    pub evidence: Option<&'a str>,
+    /// A result file to register in the same transaction.
+    pub reply: Option<ReplyTo<'a>>,
 }
 
+/// One answer an order owes: a result file stem, the claimed instruction file to archive, and
+/// when its final result was written (after which that file is never written again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyRow {
+    pub stem: String,
+    pub work_file: Option<String>,
+    pub final_at: Option<String>,
+}
+
+/// The local time as the journal writes it.
 pub fn now_str() -> String {
-    chrono::Local::now().format("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string()
+    stamp(chrono::Local::now().fixed_offset())
 }
 
-const SCHEMA: &str = "
+pub fn stamp(t: chrono::DateTime<chrono::FixedOffset>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string()
+}
+
+const SCHEMA_V0: &str = "
 CREATE TABLE IF NOT EXISTS orders (
     id INTEGER PRIMARY KEY,
     key TEXT NOT NULL UNIQUE,
@@ -234,13 +200,36 @@ CREATE TABLE IF NOT EXISTS rejects (
 );
 ";
 
+/// Schema migrations, in order: migration `i` takes the schema from version `i` to `i + 1`.
+/// Version 0 is the schema above (the first release's). Never edit a published migration.
+const MIGRATIONS: &[&str] = &[
+    // 1: who cancelled, what the POS said, per-reply final results, message expiry, the
+    //    journal's identity, and the indexes the per-order path needs.
+    "ALTER TABLE orders ADD COLUMN cancelled_by TEXT;
+     ALTER TABLE orders ADD COLUMN pos_evidence TEXT;
+     ALTER TABLE replies ADD COLUMN final_at TEXT;
+     ALTER TABLE seen_messages ADD COLUMN expires_unix INTEGER;
+     UPDATE seen_messages SET expires_unix = at_unix + 1200;
+     CREATE INDEX IF NOT EXISTS seen_messages_expiry ON seen_messages(expires_unix);
+     CREATE INDEX IF NOT EXISTS orders_pos_ref ON orders(pos_ref);
+     CREATE INDEX IF NOT EXISTS replies_stem ON replies(reply_to);
+     CREATE INDEX IF NOT EXISTS orders_unwritten ON orders(id) WHERE result_written_at IS NULL;
+     UPDATE replies SET final_at = (SELECT result_written_at FROM orders WHERE orders.id = replies.order_id);
+     CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+     INSERT OR IGNORE INTO meta (name, value) VALUES ('journal_id', lower(hex(randomblob(16))));",
+];
+
+/// The schema version this program writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
 const COLUMNS: &str = "id, key, order_no, refund_no, terminal_id, kind, amount_fen, description, operator, state, \
      attempt, pos_ref, orig_pos_ref, device_id, pay_order_no, channel, pos_code, pos_message, error_code, \
-     created_at, updated_at, sent_at, finished_at, result_written_at";
+     created_at, updated_at, sent_at, finished_at, result_written_at, cancelled_by, pos_evidence";
 
 fn row_to_order(r: &Row<'_>) -> rusqlite::Result<(OrderRow, String)> {
     let state: String = r.get(9)?;
     let kind: String = r.get(5)?;
+    let cancelled_by: Option<String> = r.get(24)?;
     Ok((
         OrderRow {
             id: r.get(0)?,
@@ -267,6 +256,8 @@ fn row_to_order(r: &Row<'_>) -> rusqlite::Result<(OrderRow, String)> {
             sent_at: r.get(21)?,
             finished_at: r.get(22)?,
             result_written_at: r.get(23)?,
+            cancelled_by: cancelled_by.as_deref().and_then(CancelledBy::parse),
+            pos_evidence: r.get(25)?,
         },
         state,
     ))
@@ -278,8 +269,38 @@ fn finish(pair: (OrderRow, String)) -> Result<OrderRow> {
     Ok(row)
 }
 
+/// What the start-up check found about the journal's history (see [`Journal::check_seal`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Integrity {
+    /// The journal holds at least what the seal recorded.
+    Intact,
+    /// No seal yet (a new journal, or one from before seals): one is written now.
+    Sealed,
+    /// The journal holds less than it did (deleted WAL after a crash, truncated, rolled back,
+    /// replaced): money must not move until IT has looked (`hisbridge journal accept`).
+    Lost(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Seal {
+    journal_id: String,
+    /// The highest `events.id` known committed.
+    events: i64,
+    orders: i64,
+}
+
+type FaultHook = Box<dyn FnMut(&'static str) -> bool + Send>;
+
 pub struct Journal {
     conn: Connection,
+    path: PathBuf,
+    /// The wall clock of the step being handled (the engine passes its `now` in); None reads
+    /// the system clock.
+    now: Option<chrono::DateTime<chrono::FixedOffset>>,
+    /// The highest event id written by this connection or found at open.
+    high_water: i64,
+    sealed_at: i64,
+    fault: Option<FaultHook>,
 }
 
 impl Journal {
@@ -289,18 +310,148 @@ impl Journal {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.execute_batch(SCHEMA)?;
-        Ok(Self { conn })
+        let mut j = Self { conn, path: path.to_path_buf(), now: None, high_water: 0, sealed_at: -1, fault: None };
+        j.migrate()?;
+        j.high_water = j.conn.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?;
+        Ok(j)
+    }
+
+    /// Brings the schema to [`SCHEMA_VERSION`], one migration per transaction.
+    fn migrate(&mut self) -> Result<()> {
+        let version: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(JournalError::TooNew { found: version, known: SCHEMA_VERSION });
+        }
+        if version == 0 {
+            self.conn.execute_batch(SCHEMA_V0)?;
+        }
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(m)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    /// Sets the wall clock for what follows (the engine passes the `now` of each step).
+    pub fn set_now(&mut self, now: chrono::DateTime<chrono::FixedOffset>) {
+        self.now = Some(now);
+    }
+
+    fn stamp(&self) -> String {
+        match self.now {
+            Some(t) => stamp(t),
+            None => now_str(),
+        }
+    }
+
+    /// Test hook: `hook(op)` returning true makes that write fail as a full disk would.
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub fn set_fault_hook(&mut self, hook: Option<FaultHook>) {
+        self.fault = hook;
+    }
+
+    fn guard(&mut self, op: &'static str) -> Result<()> {
+        if let Some(f) = self.fault.as_mut() {
+            if f(op) {
+                return Err(JournalError::Sqlite(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+                    Some(format!("database or disk is full (injected at {op})")),
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn seal_path(&self) -> PathBuf {
+        let mut p = self.path.clone().into_os_string();
+        p.push(".seal");
+        PathBuf::from(p)
+    }
+
+    fn journal_id(&self) -> Result<String> {
+        Ok(self.conn.query_row("SELECT value FROM meta WHERE name = 'journal_id'", [], |r| r.get(0))?)
+    }
+
+    fn order_count(&self) -> Result<i64> {
+        Ok(self.conn.query_row("SELECT COALESCE(MAX(id), 0) FROM orders", [], |r| r.get(0))?)
+    }
+
+    /// Compares the journal with the seal the last run left: the same identity and at least
+    /// as many events and orders. Writes a seal where there is none.
+    pub fn check_seal(&mut self) -> Result<Integrity> {
+        let id = self.journal_id()?;
+        let orders = self.order_count()?;
+        let text = match std::fs::read_to_string(self.seal_path()) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.reseal(true);
+                return Ok(Integrity::Sealed);
+            }
+            Err(e) => return Ok(Integrity::Lost(format!("the journal's seal cannot be read: {e}"))),
+        };
+        let Ok(seal) = serde_json::from_str::<Seal>(&text) else {
+            // A seal cut short by a power loss says nothing either way: write a new one.
+            tracing::warn!(seal = %self.seal_path().display(), "journal seal unreadable; writing a new one");
+            self.reseal(true);
+            return Ok(Integrity::Sealed);
+        };
+        if seal.journal_id != id {
+            return Ok(Integrity::Lost(format!(
+                "the journal file was replaced: it is journal {id}, the last run used journal {}",
+                seal.journal_id
+            )));
+        }
+        if self.high_water < seal.events || orders < seal.orders {
+            return Ok(Integrity::Lost(format!(
+                "the journal lost history: it holds {} events and {orders} orders, the last run had written {} events and {} orders (a deleted -wal file after a crash, a truncated or restored file)",
+                self.high_water, seal.events, seal.orders
+            )));
+        }
+        self.reseal(true);
+        Ok(Integrity::Intact)
+    }
+
+    /// IT confirmed a journal that lost history: the seal is set to what the journal holds now.
+    pub fn accept_history(&mut self) -> Result<()> {
+        self.sealed_at = -1;
+        self.reseal(true);
+        Ok(())
+    }
+
+    /// Records how far the journal has got, when it moved since the last seal. Cheap (no fsync):
+    /// a seal can only lag behind the journal, never run ahead of it.
+    pub fn reseal(&mut self, force: bool) {
+        if !force && self.sealed_at == self.high_water {
+            return;
+        }
+        let (Ok(journal_id), Ok(orders)) = (self.journal_id(), self.order_count()) else {
+            return;
+        };
+        let seal = Seal { journal_id, events: self.high_water, orders };
+        let path = self.seal_path();
+        let tmp = path.with_extension("seal.tmp");
+        let text = serde_json::to_string(&seal).unwrap_or_default();
+        match std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, &path)) {
+            Ok(()) => self.sealed_at = self.high_water,
+            Err(e) => tracing::warn!(error = %e, "cannot write the journal seal"),
+        }
     }
 
     fn query_one(&self, where_sql: &str, p: impl rusqlite::Params) -> Result<Option<OrderRow>> {
         let sql = format!("SELECT {COLUMNS} FROM orders WHERE {where_sql}");
-        self.conn.query_row(&sql, p, row_to_order).optional()?.map(finish).transpose()
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        stmt.query_row(p, row_to_order).optional()?.map(finish).transpose()
     }
 
     fn query_many(&self, where_sql: &str, p: impl rusqlite::Params) -> Result<Vec<OrderRow>> {
         let sql = format!("SELECT {COLUMNS} FROM orders WHERE {where_sql}");
-        let mut stmt = self.conn.prepare(&sql)?;
+        let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(p, row_to_order)?;
         rows.map(|r| finish(r?)).collect()
     }
@@ -313,9 +464,16 @@ impl Journal {
         self.query_one("key = ?1", [key])
     }
 
+    fn event(tx: &rusqlite::Transaction<'_>, id: i64, at: &str, state: State, detail: Option<&str>) -> Result<i64> {
+        tx.prepare_cached("INSERT INTO events (order_id, at, state, detail) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![id, at, state.as_str(), detail])?;
+        Ok(tx.last_insert_rowid())
+    }
+
     /// Journals a validated order in state ACCEPTED; durable when this returns.
     pub fn insert(&mut self, o: &NewOrder<'_>) -> Result<OrderRow> {
-        let now = now_str();
+        self.guard("insert")?;
+        let now = self.stamp();
         let kind = if o.amount_fen < 0 { Kind::Refund } else { Kind::Sale };
         let tx = self.conn.transaction()?;
         tx.execute(
@@ -336,70 +494,145 @@ impl Journal {
             ],
         )?;
         let id = tx.last_insert_rowid();
-        tx.execute(
-            "INSERT INTO events (order_id, at, state, detail) VALUES (?1, ?2, 'ACCEPTED', ?3)",
-            params![id, now, o.source],
-        )?;
+        let ev = Self::event(&tx, id, &now, State::Accepted, Some(o.source))?;
+        if let Some(r) = o.reply {
+            Self::reply_in(&tx, id, r)?;
+        }
         tx.commit()?;
+        self.high_water = ev;
         Ok(self.get(id)?.expect("just inserted"))
+    }
+
+    fn check(row: &OrderRow, cause: Cause, to: State) -> Result<()> {
+        if crate::lifecycle::allowed(row.state, cause, to) {
+            Ok(())
+        } else {
+            Err(JournalError::Transition {
+                id: row.id,
+                from: row.state.as_str(),
+                cause,
+                to: to.as_str(),
+                why: "not in the lifecycle table",
+            })
+        }
     }
 
     /// Starts a new POS attempt: the next attempt number, its POS reference, state SENT.
     /// Durable before the caller writes any byte to the POS.
-    pub fn start_attempt(&mut self, id: i64, device_id: &str) -> Result<OrderRow> {
-        let now = now_str();
+    pub fn start_attempt(&mut self, row: &OrderRow, device_id: &str) -> Result<OrderRow> {
+        Self::check(row, Cause::Send, State::Sent)?;
+        self.guard("start_attempt")?;
+        let now = self.stamp();
         let tx = self.conn.transaction()?;
-        tx.execute(
+        let n = tx.execute(
             "UPDATE orders SET attempt = attempt + 1, pos_ref = key || '.' || (attempt + 1), state = 'SENT', \
              device_id = ?2, sent_at = ?3, updated_at = ?3, pay_order_no = NULL, channel = NULL, pos_code = NULL, \
-             pos_message = NULL, error_code = NULL, finished_at = NULL, result_written_at = NULL WHERE id = ?1",
-            params![id, device_id, now],
+             pos_message = NULL, error_code = NULL, finished_at = NULL, result_written_at = NULL, cancelled_by = NULL, \
+             pos_evidence = NULL WHERE id = ?1 AND state = 'ACCEPTED'",
+            params![row.id, device_id, now],
         )?;
-        tx.execute(
-            "INSERT INTO events (order_id, at, state, detail) SELECT id, ?2, 'SENT', 'attempt ' || attempt || ' ref ' || pos_ref FROM orders WHERE id = ?1",
-            params![id, now],
-        )?;
+        if n != 1 {
+            return Err(Self::stale(row, Cause::Send, State::Sent));
+        }
+        let detail = format!("attempt {} ref {}.{}", row.attempt + 1, row.key, row.attempt + 1);
+        let ev = Self::event(&tx, row.id, &now, State::Sent, Some(&detail))?;
         tx.commit()?;
-        Ok(self.get(id)?.expect("exists"))
+        self.high_water = ev;
+        Ok(self.get(row.id)?.expect("exists"))
     }
 
-    /// Records a state change and the fields that came with it.
-    pub fn transition(&mut self, id: i64, state: State, u: &Update<'_>) -> Result<OrderRow> {
-        let now = now_str();
-        let finished = state.is_final().then_some(now.as_str());
+    fn stale(row: &OrderRow, cause: Cause, to: State) -> JournalError {
+        JournalError::Transition {
+            id: row.id,
+            from: row.state.as_str(),
+            cause,
+            to: to.as_str(),
+            why: "the order is no longer in that state",
+        }
+    }
+
+    /// Records a state change and the fields that came with it, if the lifecycle table allows
+    /// it and the order is still in the state `row` was read in.
+    pub fn transition(&mut self, row: &OrderRow, cause: Cause, to: State, u: &Update<'_>) -> Result<OrderRow> {
+        Self::check(row, cause, to)?;
+        self.guard("transition")?;
+        let now = self.stamp();
+        let finished = to.is_final().then_some(now.as_str());
+        let retry = cause == Cause::Retry;
         let tx = self.conn.transaction()?;
-        tx.execute(
-            "UPDATE orders SET state = ?2, updated_at = ?3, finished_at = COALESCE(?4, finished_at), \
+        let n = tx.execute(
+            "UPDATE orders SET state = ?2, updated_at = ?3, \
+             finished_at = CASE WHEN ?12 THEN NULL ELSE COALESCE(?4, finished_at) END, \
+             result_written_at = CASE WHEN ?12 THEN NULL ELSE result_written_at END, \
              pay_order_no = COALESCE(?5, pay_order_no), channel = COALESCE(?6, channel), pos_code = COALESCE(?7, pos_code), \
-             pos_message = COALESCE(?8, pos_message), error_code = COALESCE(?9, error_code) WHERE id = ?1",
-            params![id, state.as_str(), now, finished, u.pay_order_no, u.channel, u.pos_code, u.pos_message, u.error_code],
+             pos_message = COALESCE(?8, pos_message), error_code = COALESCE(?9, error_code), \
+             cancelled_by = COALESCE(?10, cancelled_by), pos_evidence = COALESCE(?11, pos_evidence) \
+             WHERE id = ?1 AND state = ?13",
+            params![
+                row.id,
+                to.as_str(),
+                now,
+                finished,
+                u.pay_order_no,
+                u.channel,
+                u.pos_code,
+                u.pos_message,
+                u.error_code,
+                u.cancelled_by.map(CancelledBy::as_str),
+                u.evidence,
+                retry,
+                row.state.as_str()
+            ],
         )?;
-        tx.execute(
-            "INSERT INTO events (order_id, at, state, detail) VALUES (?1, ?2, ?3, ?4)",
-            params![id, now, state.as_str(), u.detail],
-        )?;
+        if n != 1 {
+            return Err(Self::stale(row, cause, to));
+        }
+        let ev = Self::event(&tx, row.id, &now, to, u.detail)?;
+        if let Some(r) = u.reply {
+            Self::reply_in(&tx, row.id, r)?;
+        }
         tx.commit()?;
-        Ok(self.get(id)?.expect("exists"))
+        self.high_water = ev;
+        Ok(self.get(row.id)?.expect("exists"))
     }
 
-    /// Puts an order back in the queue when its command provably never left the bridge.
-    pub fn requeue(&mut self, id: i64, detail: &str) -> Result<()> {
-        let now = now_str();
-        let tx = self.conn.transaction()?;
-        tx.execute(
-            "UPDATE orders SET state = 'ACCEPTED', attempt = attempt - 1, pos_ref = NULL, updated_at = ?2 WHERE id = ?1 AND state = 'SENT'",
-            params![id, now],
-        )?;
-        tx.execute(
-            "INSERT INTO events (order_id, at, state, detail) VALUES (?1, ?2, 'ACCEPTED', ?3)",
-            params![id, now, detail],
-        )?;
-        tx.commit()?;
+    /// Records what the POS said about an order's current attempt without changing its state.
+    pub fn note_evidence(&mut self, row: &OrderRow, evidence: &str) -> Result<()> {
+        if row.pos_evidence.as_deref() == Some(evidence) {
+            return Ok(());
+        }
+        self.guard("note_evidence")?;
+        self.conn
+            .prepare_cached("UPDATE orders SET pos_evidence = ?2 WHERE id = ?1")?
+            .execute(params![row.id, evidence])?;
         Ok(())
     }
 
+    /// Puts an order back in the queue when its command provably never left the bridge.
+    pub fn requeue(&mut self, row: &OrderRow, detail: &str) -> Result<OrderRow> {
+        Self::check(row, Cause::Requeue, State::Accepted)?;
+        self.guard("requeue")?;
+        let now = self.stamp();
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE orders SET state = 'ACCEPTED', attempt = attempt - 1, pos_ref = NULL, updated_at = ?2 WHERE id = ?1 AND state = 'SENT'",
+            params![row.id, now],
+        )?;
+        if n != 1 {
+            return Err(Self::stale(row, Cause::Requeue, State::Accepted));
+        }
+        let ev = Self::event(&tx, row.id, &now, State::Accepted, Some(detail))?;
+        tx.commit()?;
+        self.high_water = ev;
+        Ok(self.get(row.id)?.expect("exists"))
+    }
+
     pub fn mark_result_written(&mut self, id: i64) -> Result<()> {
-        self.conn.execute("UPDATE orders SET result_written_at = ?2 WHERE id = ?1", params![id, now_str()])?;
+        self.guard("mark_result_written")?;
+        let now = self.stamp();
+        self.conn
+            .prepare_cached("UPDATE orders SET result_written_at = ?2 WHERE id = ?1")?
+            .execute(params![id, now])?;
         Ok(())
     }
 
@@ -410,81 +643,130 @@ impl Journal {
 
     /// Orders whose outcome at the POS is not known to the bridge.
     pub fn open_orders(&self) -> Result<Vec<OrderRow>> {
-        self.query_many("state IN ('SENT','PAYING','CANCELLING','UNKNOWN') ORDER BY id", [])
+        let sql = format!("state IN ({}) ORDER BY id", sql_list(State::is_open));
+        self.query_many(&sql, [])
     }
 
-    /// Final orders whose result has not been written yet (a crash between the two).
+    /// Final orders whose result has not been written everywhere yet (a crash or a failed write
+    /// in between).
     pub fn unwritten_results(&self) -> Result<Vec<OrderRow>> {
-        self.query_many(
-            "state IN ('SUCCESS','REFUNDED','FAILED','CANCELLED','REVERSED') AND result_written_at IS NULL ORDER BY id",
-            [],
-        )
+        let sql = format!("result_written_at IS NULL AND state IN ({}) ORDER BY id", sql_list(State::is_final));
+        self.query_many(&sql, [])
     }
 
     /// Refund amounts (fen, positive) already done or possibly under way for an order number.
     pub fn refunds_committed(&self, order_no: &str, except_id: Option<i64>) -> Result<i64> {
-        Ok(self.conn.query_row(
+        let sql = format!(
             "SELECT COALESCE(SUM(-amount_fen), 0) FROM orders WHERE order_no = ?1 AND kind = 'REFUND' \
-             AND state IN ('ACCEPTED','SENT','PAYING','CANCELLING','UNKNOWN','REFUNDED') AND id IS NOT ?2",
-            params![order_no, except_id],
-            |r| r.get(0),
-        )?)
+             AND state IN ({}) AND id IS NOT ?2",
+            sql_list(|s| !s.allows_retry())
+        );
+        Ok(self.conn.prepare_cached(&sql)?.query_row(params![order_no, except_id], |r| r.get(0))?)
     }
 
     /// Records where the order's results go (`reply_to`, a result file stem) and the claimed
-    /// instruction file to archive once the order is final.
+    /// instruction file to archive once the order is final. A stem whose final result was
+    /// written starts again when a new instruction names it (its old result file is gone).
     pub fn add_reply(&mut self, id: i64, reply_to: &str, work_file: Option<&str>) -> Result<()> {
-        self.conn.execute(
+        self.guard("add_reply")?;
+        Self::reply_in(&self.conn, id, ReplyTo { stem: reply_to, work_file })
+    }
+
+    fn reply_in(conn: &Connection, id: i64, r: ReplyTo<'_>) -> Result<()> {
+        conn.prepare_cached(
             "INSERT INTO replies (order_id, reply_to, work_file) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (order_id, reply_to) DO UPDATE SET work_file = COALESCE(excluded.work_file, work_file)",
-            params![id, reply_to, work_file],
-        )?;
+             ON CONFLICT (order_id, reply_to) DO UPDATE SET work_file = COALESCE(excluded.work_file, work_file), \
+             final_at = NULL",
+        )?
+        .execute(params![id, r.stem, r.work_file])?;
+        // A new answer is owed: the order's results are not all written any more.
+        conn.prepare_cached("UPDATE orders SET result_written_at = NULL WHERE id = ?1")?.execute([id])?;
         Ok(())
     }
 
-    /// (reply_to, work_file) of every answer an order owes.
-    pub fn replies(&self, id: i64) -> Result<Vec<(String, Option<String>)>> {
-        let mut stmt =
-            self.conn.prepare("SELECT reply_to, work_file FROM replies WHERE order_id = ?1 ORDER BY rowid")?;
-        let rows = stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    /// Every answer an order owes, in the order they came.
+    pub fn replies(&self, id: i64) -> Result<Vec<ReplyRow>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT reply_to, work_file, final_at FROM replies WHERE order_id = ?1 ORDER BY rowid")?;
+        let rows =
+            stmt.query_map([id], |r| Ok(ReplyRow { stem: r.get(0)?, work_file: r.get(1)?, final_at: r.get(2)? }))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The reply's final result is written: that file is never written again.
+    pub fn mark_reply_final(&mut self, id: i64, reply_to: &str) -> Result<()> {
+        self.guard("mark_reply_final")?;
+        let now = self.stamp();
+        self.conn
+            .prepare_cached("UPDATE replies SET final_at = ?3 WHERE order_id = ?1 AND reply_to = ?2")?
+            .execute(params![id, reply_to, now])?;
+        Ok(())
+    }
+
+    /// Whether a result file stem still answers an order whose final result it has not got.
+    pub fn stem_in_use(&self, stem: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM replies WHERE reply_to = ?1 AND final_at IS NULL LIMIT 1")?
+            .query_row([stem], |_| Ok(()))
+            .optional()?
+            .is_some())
     }
 
     /// Forgets the archived instruction file of a reply.
     pub fn clear_work_file(&mut self, id: i64, reply_to: &str) -> Result<()> {
-        self.conn.execute(
-            "UPDATE replies SET work_file = NULL WHERE order_id = ?1 AND reply_to = ?2",
-            params![id, reply_to],
-        )?;
+        self.guard("clear_work_file")?;
+        self.conn
+            .prepare_cached("UPDATE replies SET work_file = NULL WHERE order_id = ?1 AND reply_to = ?2")?
+            .execute(params![id, reply_to])?;
         Ok(())
     }
 
-    /// Final orders, for the resolver's retry of result files that could not be written.
+    /// The order a POS reference belongs to (indexed).
     pub fn by_pos_ref(&self, pos_ref: &str) -> Result<Option<OrderRow>> {
         self.query_one("pos_ref = ?1", [pos_ref])
     }
 
-    /// Records a message id (its nonce); false when it was seen before (a replay).
-    pub fn record_message(&mut self, nonce_hex: &str, source: &str, now_unix: i64) -> Result<bool> {
-        let n = self.conn.execute(
-            "INSERT OR IGNORE INTO seen_messages (nonce, at_unix, source) VALUES (?1, ?2, ?3)",
-            params![nonce_hex, now_unix, source],
-        )?;
+    /// Records a message id (its nonce), kept until `expires_unix`; false when it was seen
+    /// before (a replay).
+    pub fn record_message(&mut self, nonce_hex: &str, source: &str, now_unix: i64, expires_unix: i64) -> Result<bool> {
+        self.guard("record_message")?;
+        let n = self
+            .conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO seen_messages (nonce, at_unix, source, expires_unix) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![nonce_hex, now_unix, source, expires_unix])?;
         Ok(n == 1)
     }
 
-    /// Forgets message ids older than `before_unix` (outside the replay window they are refused
-    /// by age anyway).
-    pub fn prune_messages(&mut self, before_unix: i64) -> Result<usize> {
-        Ok(self.conn.execute("DELETE FROM seen_messages WHERE at_unix < ?1", [before_unix])?)
+    /// Whether a message id is known.
+    pub fn seen_message(&self, nonce_hex: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM seen_messages WHERE nonce = ?1")?
+            .query_row([nonce_hex], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// Forgets message ids that expired before `now_unix` (a message that old is refused by its
+    /// `sent_at` anyway).
+    pub fn prune_messages(&mut self, now_unix: i64) -> Result<usize> {
+        self.guard("prune_messages")?;
+        Ok(self.conn.prepare_cached("DELETE FROM seen_messages WHERE expires_unix < ?1")?.execute([now_unix])?)
     }
 
     /// Records an instruction refused before it became an order.
     pub fn record_reject(&mut self, source: &str, order_no: Option<&str>, code: &str, detail: &str) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO rejects (at, source, order_no, error_code, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![now_str(), source, order_no, code, detail],
-        )?;
+        self.guard("record_reject")?;
+        let now = self.stamp();
+        self.conn
+            .prepare_cached(
+                "INSERT INTO rejects (at, source, order_no, error_code, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![now, source, order_no, code, detail])?;
         Ok(())
     }
 
@@ -503,7 +785,8 @@ impl Journal {
 
     /// Keeps the POS's totals for a day (`YYYYMMDD`), replacing an earlier answer.
     pub fn save_pos_totals(&mut self, t: &hisbridge_protocol::PosTotals) -> Result<()> {
-        let now = now_str();
+        self.guard("save_pos_totals")?;
+        let now = self.stamp();
         let tx = self.conn.transaction()?;
         tx.execute("DELETE FROM pos_totals WHERE date = ?1", [&t.date])?;
         for l in &t.lines {
@@ -620,6 +903,7 @@ mod tests {
             operator: None,
             orig_pos_ref: None,
             source: "test",
+            reply: None,
         }
     }
 
@@ -632,15 +916,17 @@ mod tests {
             let o = j.insert(&new("A1", 1250)).unwrap();
             assert_eq!(o.state, State::Accepted);
             assert!(j.insert(&new("A1", 1250)).is_err(), "one row per order key");
-            let o = j.start_attempt(o.id, "POS-1").unwrap();
+            let o = j.start_attempt(&o, "POS-1").unwrap();
             assert_eq!(o.pos_ref.as_deref(), Some("A1.1"));
             assert_eq!(j.open_orders().unwrap().len(), 1);
             o.id
         };
         let mut j = Journal::open(&path).unwrap();
+        let sent = j.get(id).unwrap().unwrap();
         let o = j
             .transition(
-                id,
+                &sent,
+                Cause::PosFinal,
                 State::Success,
                 &Update { pay_order_no: Some("420001"), channel: Some("WECHAT"), ..Default::default() },
             )
@@ -663,8 +949,107 @@ mod tests {
         j.insert(&new("A1", 1000)).unwrap();
         let r1 = j.insert(&new("A1@R1", -300)).unwrap();
         let r2 = j.insert(&new("A1@R2", -200)).unwrap();
-        j.transition(r2.id, State::Failed, &Update::default()).unwrap();
+        let r2 = j.start_attempt(&r2, "P").unwrap();
+        j.transition(&r2, Cause::PosFinal, State::Failed, &Update::default()).unwrap();
         assert_eq!(j.refunds_committed("A1", None).unwrap(), 300);
         assert_eq!(j.refunds_committed("A1", Some(r1.id)).unwrap(), 0);
+    }
+
+    #[test]
+    fn transitions_outside_the_table_or_from_a_stale_state_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+        let o = j.insert(&new("A1", 100)).unwrap();
+        let e = j.transition(&o, Cause::PosFinal, State::Success, &Update::default()).unwrap_err();
+        assert!(matches!(e, JournalError::Transition { why: "not in the lifecycle table", .. }), "{e}");
+        let sent = j.start_attempt(&o, "P").unwrap();
+        // `o` still says ACCEPTED: a second start from that stale read is refused.
+        let e = j.start_attempt(&o, "P").unwrap_err();
+        assert!(matches!(e, JournalError::Transition { why: "the order is no longer in that state", .. }), "{e}");
+        let done = j.transition(&sent, Cause::PosFinal, State::Success, &Update::default()).unwrap();
+        assert!(j.transition(&sent, Cause::Lost, State::Unknown, &Update::default()).is_err(), "SUCCESS never changes");
+        assert_eq!(j.get(done.id).unwrap().unwrap().state, State::Success);
+    }
+
+    #[test]
+    fn a_first_release_journal_is_migrated_and_keeps_its_orders() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(SCHEMA_V0).unwrap();
+            c.execute(
+                "INSERT INTO orders (key, order_no, terminal_id, kind, amount_fen, source, state, attempt, pos_ref, \
+                 created_at, updated_at, result_written_at) VALUES ('A1','A1','W01','SALE',100,'t','SUCCESS',1,'A1.1','x','x','y')",
+                [],
+            )
+            .unwrap();
+            c.execute("INSERT INTO replies (order_id, reply_to, work_file) VALUES (1, 'A1', NULL)", []).unwrap();
+        }
+        let j = Journal::open(&path).unwrap();
+        assert_eq!(j.schema_version().unwrap(), SCHEMA_VERSION);
+        assert_eq!(j.by_pos_ref("A1.1").unwrap().unwrap().state, State::Success);
+        assert_eq!(j.replies(1).unwrap()[0].final_at.as_deref(), Some("y"), "written results stay written");
+        drop(j);
+        assert!(Journal::open(&path).is_ok(), "opening again changes nothing");
+        Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+        assert!(matches!(Journal::open(&path), Err(JournalError::TooNew { found: 99, .. })));
+    }
+
+    fn journal_with_orders(path: &Path, n: usize) {
+        let mut j = Journal::open(path).unwrap();
+        assert_eq!(j.check_seal().unwrap(), Integrity::Sealed);
+        for i in 0..n {
+            let k = format!("A{i}");
+            let o = j.insert(&new(&k, 100)).unwrap();
+            j.start_attempt(&o, "P").unwrap();
+        }
+        j.reseal(false);
+    }
+
+    #[test]
+    fn the_seal_tells_a_journal_that_lost_its_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite");
+        journal_with_orders(&path, 3);
+        assert_eq!(Journal::open(&path).unwrap().check_seal().unwrap(), Integrity::Intact);
+
+        // Emptied to 0 bytes (a restore gone wrong): history lost.
+        std::fs::write(&path, b"").unwrap();
+        for ext in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
+        }
+        let mut j = Journal::open(&path).unwrap();
+        assert!(matches!(j.check_seal().unwrap(), Integrity::Lost(why) if why.contains("replaced")));
+        // IT confirms: taken as it is from now on.
+        j.accept_history().unwrap();
+        drop(j);
+        assert_eq!(Journal::open(&path).unwrap().check_seal().unwrap(), Integrity::Intact);
+    }
+
+    #[test]
+    fn the_seal_tells_a_deleted_wal_after_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite");
+        journal_with_orders(&path, 2);
+        // A crash: the connection's WAL stays (no checkpoint); a copy of the files as they were.
+        let crash = dir.path().join("crash");
+        std::fs::create_dir(&crash).unwrap();
+        {
+            let mut j = Journal::open(&path).unwrap();
+            j.connection().pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+            j.check_seal().unwrap();
+            let o = j.insert(&new("B1", 100)).unwrap();
+            j.start_attempt(&o, "P").unwrap();
+            j.reseal(false);
+            for f in ["j.sqlite", "j.sqlite-wal", "j.sqlite.seal"] {
+                std::fs::copy(dir.path().join(f), crash.join(f)).unwrap();
+            }
+        }
+        // The WAL is deleted before the next start.
+        let path = crash.join("j.sqlite");
+        std::fs::remove_file(crash.join("j.sqlite-wal")).unwrap();
+        let mut j = Journal::open(&path).unwrap();
+        assert!(matches!(j.check_seal().unwrap(), Integrity::Lost(why) if why.contains("lost history")), "deleted WAL");
     }
 }

@@ -13,6 +13,7 @@ pub mod hisclient;
 pub mod instance;
 pub mod intake;
 pub mod journal;
+pub mod lifecycle;
 pub mod pos;
 pub mod recon;
 pub mod settings;

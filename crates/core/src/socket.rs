@@ -106,7 +106,12 @@ async fn connection(conn: u64, stream: TcpStream, key: Arc<Key>, tx: mpsc::Sende
                 .map(|(plain, nonce)| Opened { plain, nonce })
                 .map_err(Refusal::Envelope)
         };
-        let sub = Submission { origin: Origin::Socket { conn, tx: out_tx.clone() }, body, resubmitted: false };
+        let sub = Submission {
+            origin: Origin::Socket { conn, tx: out_tx.clone() },
+            body,
+            resubmitted: false,
+            stem_final: false,
+        };
         if tx.send(sub).await.is_err() {
             return finish(writer, out_tx).await;
         }

@@ -295,6 +295,8 @@ pub enum ErrorCode {
     Replay,
     #[serde(rename = "E_PAUSED")]
     Paused,
+    #[serde(rename = "E_JOURNAL")]
+    Journal,
 }
 
 impl ErrorCode {
@@ -322,6 +324,7 @@ impl ErrorCode {
             ErrorCode::Stale => "E_STALE",
             ErrorCode::Replay => "E_REPLAY",
             ErrorCode::Paused => "E_PAUSED",
+            ErrorCode::Journal => "E_JOURNAL",
         }
     }
 
@@ -354,6 +357,7 @@ impl ErrorCode {
             ErrorCode::Stale => "报文已过期或HIS与本机时钟相差过大",
             ErrorCode::Replay => "重复报文（重放），已拒收",
             ErrorCode::Paused => "该收费窗口已暂停收款，请稍后再试或到其他窗口",
+            ErrorCode::Journal => "本机收费记录无法写入，本窗口暂停收款，请联系信息科",
         }
     }
 }

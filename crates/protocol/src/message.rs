@@ -140,7 +140,8 @@ impl TxnKind {
 #[derive(Clone, PartialEq, Eq)]
 pub struct TxnResult {
     pub reference: String,
-    pub kind: TxnKind,
+    /// `op`: required for every status but `NOT_FOUND` (the POS has no transaction to name).
+    pub kind: Option<TxnKind>,
     pub status: TxnStatus,
     pub channel: Option<Channel>,
     /// Payment-system order number (WeChat transaction_id / Alipay trade_no), or refund id.
@@ -439,7 +440,7 @@ impl Reply {
             }
             Reply::Result(r) => Writer::new("RESULT")
                 .field("ref", &r.reference)
-                .field("op", r.kind.as_str())
+                .opt("op", r.kind.map(TxnKind::as_str))
                 .field("status", r.status.as_str())
                 .opt("channel", r.channel.map(Channel::as_str))
                 .opt("pay_no", r.pay_order_no.as_ref())
@@ -482,15 +483,17 @@ impl Reply {
                 }
             }
             "RESULT" => {
-                let op = f.req("op")?;
-                let kind = match op {
-                    "SALE" => TxnKind::Sale,
-                    "REFUND" => TxnKind::Refund,
-                    _ => return Err(MessageError::BadValue { field: "op", value: op.into() }),
-                };
                 let st = f.req("status")?;
                 let status =
                     TxnStatus::parse(st).ok_or(MessageError::BadValue { field: "status", value: st.into() })?;
+                // A NOT_FOUND names no transaction, so it may leave `op` out.
+                let kind = match (f.get("op"), status) {
+                    (None | Some(""), TxnStatus::NotFound) => None,
+                    (None, _) => return Err(MessageError::MissingField { command: f.command, field: "op" }),
+                    (Some("SALE"), _) => Some(TxnKind::Sale),
+                    (Some("REFUND"), _) => Some(TxnKind::Refund),
+                    (Some(op), _) => return Err(MessageError::BadValue { field: "op", value: op.into() }),
+                };
                 let channel = match f.get("channel") {
                     None | Some("") => None,
                     Some(c) => {

@@ -86,6 +86,11 @@ pub enum SessionEvent {
     Totals(PosTotals),
     /// A request never got an ACK after every retry: whether the POS acted on it is unknown.
     SendFailed(Request),
+    /// The POS acknowledged a SALE or REFUND frame: it has received that transaction, so a
+    /// later "not found" for it contradicts the POS's own word.
+    Delivered {
+        reference: String,
+    },
     /// Nothing heard from the POS within the heartbeat timeout.
     LinkLost,
     /// Something unreadable arrived; logged, already answered with NAK where the link could.
@@ -221,7 +226,12 @@ impl Session {
                 }
                 LinkEvent::Delivered { seq } => {
                     self.last_rx = now;
-                    self.pending.retain(|(s, _)| *s != seq);
+                    if let Some(i) = self.pending.iter().position(|(s, _)| *s == seq) {
+                        let (_, req) = self.pending.remove(i);
+                        if let Request::Sale { reference, .. } | Request::Refund { reference, .. } = req {
+                            self.events.push_back(SessionEvent::Delivered { reference });
+                        }
+                    }
                 }
                 LinkEvent::SendFailed { seq, .. } => {
                     if let Some(i) = self.pending.iter().position(|(s, _)| *s == seq) {
@@ -328,8 +338,9 @@ mod tests {
         pos_says(&mut s, 2, "EVENT|ref=A.1|stage=WAIT_SCAN", t);
         pos_says(&mut s, 3, "RESULT|ref=A.1|op=SALE|status=PAID|channel=ALIPAY|pay_no=X|amount=100", t);
         let ev = events(&mut s);
-        assert_eq!(ev[0], SessionEvent::Progress { reference: "A.1".into(), stage: Stage::WaitScan });
-        assert!(matches!(&ev[1], SessionEvent::Result(r) if r.pay_order_no.as_deref() == Some("X")));
+        assert_eq!(ev[0], SessionEvent::Delivered { reference: "A.1".into() }, "the POS acknowledged the SALE");
+        assert_eq!(ev[1], SessionEvent::Progress { reference: "A.1".into(), stage: Stage::WaitScan });
+        assert!(matches!(&ev[2], SessionEvent::Result(r) if r.pay_order_no.as_deref() == Some("X")));
     }
 
     #[test]

@@ -211,6 +211,30 @@ pub enum Mark {
 
 pub type Trace = Arc<Mutex<Vec<(String, Mark, Instant)>>>;
 
+/// Ways a POS misbehaves in its answers (not on the line): set by the deterministic
+/// simulation, each counter consumed one message at a time. The ledger stays the truth.
+#[derive(Debug, Default, Clone)]
+pub struct Lies {
+    /// QUERY does not see a transaction until this long after the POS received it (a lookup
+    /// that lags behind): it answers NOT_FOUND meanwhile.
+    pub query_lag: Duration,
+    /// Report the next N final RESULTs of a SALE or REFUND with the amount off by one fen.
+    pub wrong_amounts: u32,
+    /// Leave `pay_no` and `channel` out of the next N final RESULTs.
+    pub missing_fields: u32,
+    /// Never send the next N final RESULTs (only a QUERY tells).
+    pub swallowed_results: u32,
+}
+
+fn take_lie(n: &mut u32) -> bool {
+    if *n > 0 {
+        *n -= 1;
+        true
+    } else {
+        false
+    }
+}
+
 /// The POS state machine, sans-IO apart from the clock passed in.
 pub struct Pos {
     trace: Trace,
@@ -220,26 +244,66 @@ pub struct Pos {
     current: Option<Pending>,
     /// Replies to send once the link is free, and refunds finishing later.
     delayed: Vec<(Instant, Reply)>,
+    /// The wall clock for ledger times and payment numbers (None: the system's).
+    wall: Option<chrono::DateTime<chrono::FixedOffset>>,
+    pub lies: Lies,
+    /// When each transaction arrived (in memory: a reboot forgets, and lags no more).
+    arrived: BTreeMap<String, Instant>,
 }
 
 impl Pos {
     pub fn new(cfg: SimConfig, ledger: Arc<Mutex<Ledger>>) -> Self {
         let first = (rand::random::<u16>() % 9999) + 1;
+        Self::with_seq(cfg, ledger, first)
+    }
+
+    /// A POS whose link starts at sequence number `first_seq` (deterministic runs).
+    pub fn with_seq(cfg: SimConfig, ledger: Arc<Mutex<Ledger>>, first_seq: u16) -> Self {
         Self {
             trace: Trace::default(),
             cfg,
-            link: Link::new(LinkConfig::default(), first),
+            link: Link::new(LinkConfig::default(), first_seq),
             ledger,
             current: None,
             delayed: Vec::new(),
+            wall: None,
+            lies: Lies::default(),
+            arrived: BTreeMap::new(),
         }
+    }
+
+    /// Sets the wall clock (deterministic runs); the system clock is used otherwise.
+    pub fn set_wall(&mut self, t: chrono::DateTime<chrono::FixedOffset>) {
+        self.wall = Some(t);
+    }
+
+    fn wall(&self) -> chrono::DateTime<chrono::FixedOffset> {
+        self.wall.unwrap_or_else(|| chrono::Local::now().fixed_offset())
     }
 
     /// The same POS after a reboot: fresh link state, nothing in memory, the ledger kept.
     pub fn restarted(self) -> Self {
-        let mut p = Pos::new(self.cfg, self.ledger);
+        let first = (rand::random::<u16>() % 9999) + 1;
+        self.rebooted(first, false)
+    }
+
+    /// A reboot with a given first sequence number. With `forget_running`, the transaction
+    /// that was running is lost from the ledger as well (a POS app that kept it in memory only:
+    /// nothing was charged, and the POS answers NOT_FOUND for it from now on).
+    pub fn rebooted(self, first_seq: u16, forget_running: bool) -> Self {
+        if forget_running {
+            let mut l = self.ledger.lock().expect("ledger");
+            l.entries.retain(|_, e| e.status != "IN_PROGRESS");
+        }
+        let mut p = Pos::with_seq(self.cfg, self.ledger, first_seq);
         p.trace = self.trace;
+        p.wall = self.wall;
         p
+    }
+
+    /// Whether a transaction is running (waiting for the scan or the password).
+    pub fn is_running(&self) -> bool {
+        self.current.is_some()
     }
 
     pub fn trace(&self) -> Trace {
@@ -251,7 +315,34 @@ impl Pos {
     }
 
     fn reply(&mut self, r: Reply, now: Instant) {
-        if let Reply::Result(res) = &r {
+        self.reply_as(r, now, false);
+    }
+
+    /// Sends a reply; `to_query` marks the answer to a QUERY (lags apply there, not elsewhere).
+    fn reply_as(&mut self, mut r: Reply, now: Instant, to_query: bool) {
+        if let Reply::Result(res) = &mut r {
+            let money = matches!(res.status, TxnStatus::Paid | TxnStatus::Refunded);
+            let young = self
+                .arrived
+                .get(&res.reference)
+                .is_some_and(|t| now.saturating_duration_since(*t) < self.lies.query_lag);
+            if to_query && res.status != TxnStatus::NotFound && young {
+                *res = match not_found(&res.reference) {
+                    Reply::Result(nf) => nf,
+                    _ => unreachable!(),
+                };
+            } else if !to_query && money {
+                if take_lie(&mut self.lies.swallowed_results) {
+                    return;
+                }
+                if take_lie(&mut self.lies.wrong_amounts) {
+                    res.amount_fen = res.amount_fen.map(|a| a + 1);
+                }
+                if take_lie(&mut self.lies.missing_fields) {
+                    res.pay_order_no = None;
+                    res.channel = None;
+                }
+            }
             if res.status.is_final() {
                 self.mark(&res.reference, Mark::ResultSent, Instant::now());
             }
@@ -262,7 +353,7 @@ impl Pos {
     fn result_of(&self, e: &LedgerEntry) -> Reply {
         Reply::Result(TxnResult {
             reference: e.reference.clone(),
-            kind: if e.kind == "REFUND" { TxnKind::Refund } else { TxnKind::Sale },
+            kind: Some(if e.kind == "REFUND" { TxnKind::Refund } else { TxnKind::Sale }),
             status: TxnStatus::parse(e.status).unwrap_or(TxnStatus::Failed),
             channel: e.channel.and_then(Channel::parse),
             pay_order_no: e.pay_order_no.clone(),
@@ -279,15 +370,15 @@ impl Pos {
         let n = l.counter;
         let e = l.entries.get_mut(reference)?;
         e.status = status_str(status);
-        e.time = chrono::Local::now().format("%Y%m%d%H%M%S").to_string();
+        e.time = self.wall().format("%Y%m%d%H%M%S").to_string();
         if let Some(c) = channel {
             e.channel = Some(c.as_str());
             if status == TxnStatus::Paid {
                 e.pay_order_no = Some(match c {
                     Channel::Alipay => {
-                        format!("{}2200{:010}", chrono::Local::now().format("%Y%m%d"), n)
+                        format!("{}2200{:010}", self.wall().format("%Y%m%d"), n)
                     }
-                    _ => format!("4200{}{:016}", chrono::Local::now().format("%Y%m%d"), n),
+                    _ => format!("4200{}{:016}", self.wall().format("%Y%m%d"), n),
                 });
             }
         }
@@ -325,12 +416,13 @@ impl Pos {
                     device_id: self.cfg.device_id.clone(),
                     version: self.cfg.version.clone(),
                     model: self.cfg.model.clone(),
-                    time: chrono::Local::now().format("%Y%m%d%H%M%S").to_string(),
+                    time: self.wall().format("%Y%m%d%H%M%S").to_string(),
                 };
                 self.reply(r, now);
             }
             Request::Sale { reference, amount_fen, .. } => {
                 self.mark(&reference, Mark::SaleReceived, now);
+                self.arrived.entry(reference.clone()).or_insert(now);
                 let existing = self.ledger.lock().expect("ledger").get(&reference).cloned();
                 if let Some(e) = existing {
                     // The same reference again: never a second charge; report what happened.
@@ -356,7 +448,7 @@ impl Pos {
                         channel: None,
                         pay_order_no: None,
                         original: None,
-                        time: chrono::Local::now().format("%Y%m%d%H%M%S").to_string(),
+                        time: self.wall().format("%Y%m%d%H%M%S").to_string(),
                         failure: None,
                     },
                 );
@@ -366,6 +458,7 @@ impl Pos {
                 self.current = Some(Pending { reference, outcome, next_at, scanned: false });
             }
             Request::Refund { reference, original, amount_fen } => {
+                self.arrived.entry(reference.clone()).or_insert(now);
                 let l = self.ledger.lock().expect("ledger");
                 if let Some(e) = l.get(&reference).cloned() {
                     drop(l);
@@ -394,11 +487,9 @@ impl Pos {
                     amount_fen,
                     status: status_str(status),
                     channel,
-                    pay_order_no: failure
-                        .is_none()
-                        .then(|| format!("5030{}{:012}", chrono::Local::now().format("%Y%m%d"), n)),
+                    pay_order_no: failure.is_none().then(|| format!("5030{}{:012}", self.wall().format("%Y%m%d"), n)),
                     original: Some(original),
-                    time: chrono::Local::now().format("%Y%m%d%H%M%S").to_string(),
+                    time: self.wall().format("%Y%m%d%H%M%S").to_string(),
                     failure,
                 };
                 self.ledger.lock().expect("ledger").entries.insert(reference, entry.clone());
@@ -436,7 +527,7 @@ impl Pos {
                     Some(e) => self.result_of(&e),
                     None => not_found(&reference),
                 };
-                self.reply(r, now);
+                self.reply_as(r, now, true);
             }
         }
     }
@@ -514,6 +605,14 @@ impl Pos {
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         self.link.poll_transmit()
     }
+
+    /// When [`Pos::handle_timeout`] has something to do next (a re-send, the scan, the wallet's
+    /// answer, a delayed reply); None while it only waits for input.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let step = self.current.as_ref().and_then(|c| c.next_at);
+        let delayed = self.delayed.iter().map(|(t, _)| *t).min();
+        [self.link.poll_timeout(), step, delayed].into_iter().flatten().min()
+    }
 }
 
 /// Faults the simulator injects on the line, set from a test while it runs
@@ -552,7 +651,8 @@ fn chance(permille: u32) -> bool {
 fn not_found(reference: &str) -> Reply {
     Reply::Result(TxnResult {
         reference: reference.to_string(),
-        kind: TxnKind::Sale,
+        // `op` is optional for NOT_FOUND (docs/pos-protocol.md §4.5): the simulator leaves it out.
+        kind: None,
         status: TxnStatus::NotFound,
         channel: None,
         pay_order_no: None,

@@ -1,0 +1,149 @@
+//! The file effects the engine asks for, and the one executor that carries them out on the
+//! data folders (the driver's and the simulation's alike). Every step goes through
+//! [`FileExec::step`], where the simulation injects its file-system faults.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::config::Folders;
+
+/// A file operation the engine wants done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileOp {
+    /// `outbox/<stem>.res` with this sealed text: temp file, flush, rename, directory flush.
+    WriteResult { stem: String, text: String },
+    /// The claimed instruction file into `archive/<day>/` (an already moved file counts as done).
+    Archive { path: PathBuf, day: String },
+    /// A refused file into `error/`, with `<name>.reason.txt` beside it.
+    Quarantine { path: PathBuf, reason: String },
+}
+
+impl FileOp {
+    pub fn describe(&self) -> String {
+        match self {
+            FileOp::WriteResult { stem, .. } => format!("write result {stem}.res"),
+            FileOp::Archive { path, .. } => format!("archive {}", name_of(path)),
+            FileOp::Quarantine { path, .. } => format!("move {} to the error folder", name_of(path)),
+        }
+    }
+}
+
+fn name_of(p: &Path) -> String {
+    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// One primitive step of a file operation, where a fault may strike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsStep {
+    CreateDir,
+    CreateTemp,
+    Write,
+    Fsync,
+    Rename,
+}
+
+/// A fault injected at a step: the error that step fails with (the simulation's full disks,
+/// read-only folders, failing renames and flushes).
+pub type FsFault = Box<dyn FnMut(FsStep, &Path) -> Option<std::io::Error> + Send>;
+
+pub struct FileExec {
+    folders: Folders,
+    fault: Option<FsFault>,
+}
+
+impl FileExec {
+    pub fn new(folders: Folders) -> Self {
+        Self { folders, fault: None }
+    }
+
+    /// Test hook: every step asks `fault` first.
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub fn with_faults(folders: Folders, fault: FsFault) -> Self {
+        Self { folders, fault: Some(fault) }
+    }
+
+    fn step(&mut self, s: FsStep, p: &Path) -> std::io::Result<()> {
+        match self.fault.as_mut().and_then(|f| f(s, p)) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    pub fn apply(&mut self, op: &FileOp) -> std::io::Result<()> {
+        match op {
+            FileOp::WriteResult { stem, text } => {
+                let name = format!("{stem}.{}", crate::folders::RESULT_EXT);
+                let dir = self.folders.outbox.clone();
+                self.write_atomic(&dir, &name, text.as_bytes())
+            }
+            FileOp::Archive { path, day } => {
+                if !path.exists() {
+                    return Ok(()); // moved before a restart
+                }
+                let dir = self.folders.archive.join(day);
+                self.move_into(path, &dir).map(|_| ())
+            }
+            FileOp::Quarantine { path, reason } => {
+                if !path.exists() {
+                    return Ok(()); // moved before a restart, its reason beside it
+                }
+                // The reason first, under the name the file is about to take: a crash in
+                // between leaves the file in work/ (refused again at start-up), never a refused
+                // file without its reason.
+                let dir = self.folders.error.clone();
+                self.step(FsStep::CreateDir, &dir)?;
+                std::fs::create_dir_all(&dir)?;
+                let dest = free_name(&dir, &name_of(path));
+                let reason_name = format!("{}.reason.txt", name_of(&dest));
+                self.write_atomic(&dir, &reason_name, reason.as_bytes())?;
+                self.step(FsStep::Rename, &dest)?;
+                crate::folders::rename_no_link(path, &dest)?;
+                crate::folders::sync_dir(&dir);
+                Ok(())
+            }
+        }
+    }
+
+    fn write_atomic(&mut self, dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let dest = dir.join(name);
+        let res = (|| {
+            self.step(FsStep::CreateTemp, &tmp)?;
+            let mut f = std::fs::File::create(&tmp)?;
+            self.step(FsStep::Write, &tmp)?;
+            f.write_all(bytes)?;
+            self.step(FsStep::Fsync, &tmp)?;
+            f.sync_all()?;
+            drop(f);
+            self.step(FsStep::Rename, &dest)?;
+            std::fs::rename(&tmp, &dest)?;
+            crate::folders::sync_dir(dir);
+            Ok(())
+        })();
+        if res.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        res
+    }
+
+    fn move_into(&mut self, from: &Path, dir: &Path) -> std::io::Result<PathBuf> {
+        self.step(FsStep::CreateDir, dir)?;
+        std::fs::create_dir_all(dir)?;
+        let dest = free_name(dir, &name_of(from));
+        self.step(FsStep::Rename, &dest)?;
+        crate::folders::rename_no_link(from, &dest)?;
+        crate::folders::sync_dir(dir);
+        Ok(dest)
+    }
+}
+
+/// `dir/name`, or `dir/name.N` with the first N not taken.
+fn free_name(dir: &Path, name: &str) -> PathBuf {
+    let mut dest = dir.join(name);
+    let mut n = 1;
+    while dest.exists() {
+        dest = dir.join(format!("{name}.{n}"));
+        n += 1;
+    }
+    dest
+}
