@@ -187,6 +187,42 @@ fn diagnostics_archive_has_what_support_needs_and_no_key() {
     assert!(!everything.contains(&hex::encode(h.key.expose_bytes())));
 }
 
+/// `--logs` pointed at the data folder itself (the key, the journal, the archive being written,
+/// a copy of the key under a log's name): only log files go in, never key material.
+#[test]
+fn diagnostics_never_take_the_key_whatever_folder_is_named() {
+    let h = Harness::new();
+    assert_eq!(h.pay("DG2", "+3.00").status, hisbridge_core::his::Status::Success);
+    let cfg = h.dir.path().join("hisbridge.toml");
+    std::fs::copy(h.dir.path().join("hisbridge.key"), h.dir.path().join("stolen.log")).unwrap();
+    std::fs::write(h.dir.path().join("bridge.log"), "2026-11-26 INFO POS connected\n").unwrap();
+    let out = h.dir.path().join("diag.zip");
+    let (ok, text) = hisbridge(&[
+        "diag",
+        "-c",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--logs",
+        h.dir.path().to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&out).unwrap()).unwrap();
+    let names: Vec<String> = zip.file_names().map(String::from).collect();
+    let logs: Vec<&String> = names.iter().filter(|n| n.starts_with("logs/")).collect();
+    assert_eq!(logs, ["logs/bridge.log"], "{names:?}");
+    let key_b64 = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(h.key.expose_bytes())
+    };
+    for i in 0..zip.len() {
+        let mut f = zip.by_index(i).unwrap();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut f, &mut bytes).unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains(&key_b64), "key material in {}", f.name());
+    }
+}
+
 #[test]
 fn setup_prepares_a_data_folder_as_the_msi_calls_it() {
     let d = tempfile::tempdir().unwrap();

@@ -160,3 +160,33 @@ fn listener_refuses_non_loopback_addresses() {
 fn ipv6_available() -> bool {
     std::net::TcpListener::bind("[::1]:0").is_ok()
 }
+
+/// The C ABI checks the caller's buffer before anything leaves: a NULL, empty or small buffer is
+/// refused and nothing reaches the bridge; a request that is not JSON gets `-4` with a code.
+#[test]
+fn the_c_abi_refuses_a_small_buffer_before_sending() {
+    use hisbridge_client::ffi::{self, HB_ERR_BUFFER, HB_ERR_REQUEST, HB_OK};
+    use std::ffi::CString;
+    let (h, port) = socket_harness(SimConfig::default());
+    let key = CString::new(h.dir.path().join("hisbridge.key").to_str().unwrap()).unwrap();
+    // SAFETY: valid NUL-terminated strings and buffers of the sizes given.
+    unsafe {
+        assert_eq!(ffi::hisbridge_init(key.as_ptr(), port as i32), HB_OK);
+        let req = CString::new(r#"{"type":"order","terminal_id":"W01","order_no":"FFI1","amount":"+1.00"}"#).unwrap();
+        let mut small = [0 as std::ffi::c_char; 16];
+        assert_eq!(ffi::hisbridge_trans(req.as_ptr(), std::ptr::null_mut(), 4096, 5000), HB_ERR_BUFFER);
+        assert_eq!(ffi::hisbridge_trans(req.as_ptr(), small.as_mut_ptr(), 0, 5000), HB_ERR_BUFFER);
+        assert_eq!(ffi::hisbridge_trans(req.as_ptr(), small.as_mut_ptr(), 16, 5000), HB_ERR_BUFFER);
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(h.journal().get_by_key("FFI1").unwrap().is_none(), "nothing was sent");
+        assert!(h.sim.ledger().get("FFI1.1").is_none(), "nothing was charged");
+        let mut rsp = vec![0 as std::ffi::c_char; 4096];
+        let bad = CString::new("not json").unwrap();
+        assert_eq!(ffi::hisbridge_trans(bad.as_ptr(), rsp.as_mut_ptr(), 4096, 5000), HB_ERR_REQUEST);
+        let text = std::ffi::CStr::from_ptr(rsp.as_ptr()).to_string_lossy().into_owned();
+        assert!(text.contains(r#""error_code":"E_FORMAT""#), "{text}");
+        assert_eq!(ffi::hisbridge_trans(req.as_ptr(), rsp.as_mut_ptr(), 4096, 60000), HB_OK);
+        let text = std::ffi::CStr::from_ptr(rsp.as_ptr()).to_string_lossy().into_owned();
+        assert!(text.contains("SUCCESS"), "{text}");
+    }
+}

@@ -5,7 +5,13 @@
  * One blocking call per instruction, like a MIS-POS bank DLL. The library encrypts (AES-256-GCM,
  * HB1 envelope), talks to HIS Bridge on 127.0.0.1:<port>, decrypts the answer and returns the
  * result JSON of docs/his-interface.md section 3.3. Strings are UTF-8, NUL-terminated.
- * All functions are thread-safe. 4096 bytes is always enough for `response`.
+ * All functions are thread-safe. `response` must be at least 4096 bytes (always enough); a
+ * smaller or NULL buffer is refused with HB_ERR_BUFFER before anything is sent.
+ *
+ * When a call fails after the instruction was sent (HB_PENDING, HB_ERR_IO), the order may be
+ * running or paid: never charge again and never send it under a new order number. Call
+ * hisbridge_query for it (or send the same instruction again: it is idempotent) until a final
+ * result comes.
  */
 #ifndef HISBRIDGE_H
 #define HISBRIDGE_H
@@ -29,8 +35,9 @@ extern "C" {
 #define HB_ERR_NOT_INITIALISED (-1)
 #define HB_ERR_KEY (-2)            /* key file unreadable or invalid */
 #define HB_ERR_CONNECT (-3)        /* HIS Bridge not listening on 127.0.0.1:port */
-#define HB_ERR_REQUEST (-4)        /* request invalid; response holds {"error_code":..,"error":..} */
-#define HB_ERR_BUFFER (-5)         /* response buffer too small */
+#define HB_ERR_REQUEST (-4)        /* request invalid (not JSON: E_FORMAT); nothing was sent;
+                                      response holds {"error_code":..,"error":..} */
+#define HB_ERR_BUFFER (-5)         /* response NULL or under 4096 bytes: nothing was sent */
 #define HB_ERR_IO (-6)             /* connection broke: query the order */
 #define HB_ERR_ARGUMENT (-7)
 #define HB_ERR_INTERNAL (-8)

@@ -27,6 +27,10 @@ pub const HB_ERR_INTERNAL: c_int = -8;
 
 static STATE: Mutex<Option<(Key, u16)>> = Mutex::new(None);
 
+/// The smallest response buffer taken: every result fits in it. Checked before anything is
+/// sent, so a call refused for its buffer never reached the POS.
+pub const MIN_RESPONSE: c_int = 4096;
+
 unsafe fn text<'a>(p: *const c_char) -> Option<&'a str> {
     if p.is_null() {
         return None;
@@ -78,6 +82,9 @@ pub unsafe extern "C" fn hisbridge_init(key_file: *const c_char, port: c_int) ->
 }
 
 fn run(ins: &Instruction, response: *mut c_char, size: c_int, timeout_ms: c_int) -> c_int {
+    if response.is_null() || size < MIN_RESPONSE {
+        return HB_ERR_BUFFER;
+    }
     let Some((key, port)) = STATE.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
         return HB_ERR_NOT_INITIALISED;
     };
@@ -130,11 +137,15 @@ pub unsafe extern "C" fn hisbridge_trans(
     guard(|| {
         // SAFETY: as documented above.
         let Some(req) = (unsafe { text(request_json) }) else { return HB_ERR_ARGUMENT };
+        if response.is_null() || response_size < MIN_RESPONSE {
+            return HB_ERR_BUFFER;
+        }
         let mut v: serde_json::Value = match serde_json::from_str(req) {
             Ok(v) => v,
             Err(e) => {
+                let msg = format!("{{\"error_code\":\"E_FORMAT\",\"error\":{:?}}}", e.to_string());
                 // SAFETY: as documented above.
-                unsafe { put(response, response_size, &format!("{{\"error\":{:?}}}", e.to_string())) };
+                unsafe { put(response, response_size, &msg) };
                 return HB_ERR_REQUEST;
             }
         };
@@ -227,7 +238,7 @@ pub extern "C" fn hisbridge_strerror(code: c_int) -> *const c_char {
         HB_ERR_KEY => c"the key file cannot be read or is not valid",
         HB_ERR_CONNECT => c"cannot connect to HIS Bridge on 127.0.0.1 (is it running, is the port right?)",
         HB_ERR_REQUEST => c"the request is not valid; response holds the reason",
-        HB_ERR_BUFFER => c"the response buffer is too small (4096 bytes is always enough)",
+        HB_ERR_BUFFER => c"the response buffer is NULL or smaller than 4096 bytes; nothing was sent",
         HB_ERR_IO => c"the connection to HIS Bridge broke; query the order",
         HB_ERR_ARGUMENT => c"a NULL or invalid argument",
         _ => c"internal error",

@@ -29,6 +29,12 @@ fn csv_line(cells: &[String]) -> String {
     s
 }
 
+/// A log file's name: `*.log`, or a rotated `*.log.N` / `*.log.YYYY-MM-DD`.
+fn is_log_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.ends_with(".log") || lower.contains(".log.")
+}
+
 /// Writes `out` (a .zip). `log_dir`, when given, contributes its newest files up to 20 MB.
 pub fn write_archive(
     cfg: &Config,
@@ -138,12 +144,23 @@ pub fn write_archive(
     }
 
     if let Some(dir) = log_dir {
+        // Log files only, whatever folder is named: never the key, the journal or this archive.
+        let never: Vec<PathBuf> = [cfg.key_file.clone(), cfg.journal.clone(), out.to_path_buf()]
+            .iter()
+            .filter_map(|p| std::fs::canonicalize(p).ok())
+            .collect();
+        let key_bytes = std::fs::read(&cfg.key_file).ok().filter(|b| b.len() >= 16);
         let mut logs: Vec<(std::time::SystemTime, PathBuf, u64)> = std::fs::read_dir(dir)
             .map(|rd| {
                 rd.flatten()
                     .filter_map(|e| {
                         let m = e.metadata().ok()?;
-                        if !m.is_file() {
+                        if !m.is_file() || !is_log_name(&e.file_name().to_string_lossy()) {
+                            return None;
+                        }
+                        let real = std::fs::canonicalize(e.path()).ok()?;
+                        if never.iter().any(|n| real == *n || real.to_string_lossy().starts_with(&*n.to_string_lossy()))
+                        {
                             return None;
                         }
                         Some((m.modified().ok()?, e.path(), m.len()))
@@ -159,6 +176,10 @@ pub fn write_archive(
             }
             total += len;
             if let Ok(bytes) = std::fs::read(&path) {
+                // A copy of the key under a log's name is left out too.
+                if key_bytes.as_ref().is_some_and(|k| bytes.windows(k.len()).any(|w| w == k.as_slice())) {
+                    continue;
+                }
                 let name = format!("logs/{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("log"));
                 add(&mut zip, &name, &bytes)?;
             }

@@ -51,6 +51,11 @@ pub fn classify(name: &str) -> NameKind {
     if name.starts_with('.') || lower.ends_with(".tmp") || lower.ends_with(".part") || lower.ends_with('~') {
         return NameKind::Ignored;
     }
+    // `x.ord.` and `x.ord ` are `x.ord` to Windows, which strips trailing dots and spaces.
+    let trimmed = name.trim_end_matches(['.', ' ']);
+    if trimmed.len() != name.len() && trimmed.to_ascii_lowercase().ends_with(".ord") {
+        return NameKind::BadName;
+    }
     if let Some(target) = name.strip_suffix(DONE_SUFFIX) {
         return NameKind::Marker { target: target.to_string() };
     }
@@ -266,6 +271,9 @@ mod tests {
         assert_eq!(classify("a..b.ord"), NameKind::BadName);
         assert_eq!(classify(&format!("{}.ord", "9".repeat(81))), NameKind::BadName);
         assert_eq!(classify("订单.ord"), NameKind::BadName);
+        assert_eq!(classify("x.ord."), NameKind::BadName, "Windows strips the dot");
+        assert_eq!(classify("x.ord "), NameKind::BadName, "Windows strips the space");
+        assert_eq!(classify("x.ord. ."), NameKind::BadName);
     }
 
     #[test]

@@ -40,11 +40,28 @@ pub fn lock_path(journal: &Path) -> PathBuf {
 }
 
 pub fn status_path(journal: &Path) -> PathBuf {
-    journal.with_file_name("status.json")
+    canonical_journal(journal).with_file_name("status.json")
+}
+
+/// The journal's own name: links followed, `.` and `..` resolved, so that every spelling of one
+/// file (a symlink, a relative path, another case on Windows) leads to the same lock. A journal not
+/// created yet is named by its folder's canonical path.
+pub fn canonical_journal(journal: &Path) -> PathBuf {
+    if let Ok(p) = std::fs::canonicalize(journal) {
+        return p;
+    }
+    match (journal.parent(), journal.file_name()) {
+        (Some(dir), Some(name)) => {
+            let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+            std::fs::canonicalize(dir).map(|d| d.join(name)).unwrap_or_else(|_| journal.to_path_buf())
+        }
+        _ => journal.to_path_buf(),
+    }
 }
 
 /// Takes the lock for `journal`, or says who holds it.
 pub fn acquire(journal: &Path) -> Result<InstanceLock, LockError> {
+    let journal = &canonical_journal(journal);
     let path = lock_path(journal);
     let file = OpenOptions::new()
         .create(true)
@@ -170,6 +187,27 @@ pub async fn publish(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Another spelling of the same journal (a symlinked folder, `..`) is the same journal.
+    #[cfg(unix)]
+    #[test]
+    fn every_spelling_of_one_journal_shares_its_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let journal = data.join("journal.sqlite");
+        std::fs::write(&journal, b"").unwrap();
+        std::os::unix::fs::symlink(&data, dir.path().join("link")).unwrap();
+        std::os::unix::fs::symlink(&journal, dir.path().join("j2.sqlite")).unwrap();
+        let _first = acquire(&journal).unwrap();
+        for other in [
+            dir.path().join("link/journal.sqlite"),
+            dir.path().join("j2.sqlite"),
+            dir.path().join("link/../data/journal.sqlite"),
+        ] {
+            assert!(matches!(acquire(&other), Err(LockError::Held(_))), "{}", other.display());
+        }
+    }
 
     #[test]
     fn one_holder_at_a_time() {

@@ -43,6 +43,8 @@ pub enum Refusal {
     /// The file name cannot be used to answer (escapes the folder, reserved, too long).
     BadName(String),
     Unreadable(String),
+    /// A link, a FIFO, a folder or a device under an instruction's name: never read.
+    NotRegular(String),
 }
 
 /// A verified envelope: the plaintext and the nonce that identifies the message.
@@ -199,11 +201,45 @@ impl Scanner {
     /// returns it for the engine.
     pub fn scan(&self, tracker: &mut InboxTracker, now: Instant) -> std::io::Result<Vec<Submission>> {
         LISTINGS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut names: Vec<String> = std::fs::read_dir(&self.folders.inbox)?
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
-            .map(|e| name_of(&e.path()))
-            .collect();
+        let mut out = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        for e in std::fs::read_dir(&self.folders.inbox)?.flatten() {
+            let os = e.file_name();
+            let Some(name) = os.to_str().map(str::to_string) else {
+                // Not UTF-8: never a valid stem. Refused under a neutral name if it means an
+                // instruction, left alone (logged) otherwise.
+                let lossy = os.to_string_lossy().into_owned();
+                if lossy.to_ascii_lowercase().contains(".ord") {
+                    out.extend(self.refuse_bad_name(&e.path(), &lossy));
+                } else {
+                    debug!(file = %lossy, "inbox entry with a name that is not UTF-8 ignored");
+                }
+                continue;
+            };
+            let Ok(t) = e.file_type() else { continue };
+            if t.is_file() {
+                names.push(name);
+                continue;
+            }
+            // A link, a FIFO, a folder... under an instruction's name gets a visible refusal;
+            // anything else is not the bridge's.
+            match classify(&name) {
+                NameKind::Instruction { stem } => {
+                    let why = kind_of(&t);
+                    warn!(file = %name, kind = why, "inbox entry is not a regular file: refused");
+                    if let Some(work_path) = claim_to(&e.path(), self.folders.work.join(&name)) {
+                        out.push(Submission {
+                            stem_final: self.stem_final(&stem),
+                            origin: Origin::File { stem, work_path },
+                            body: Err(Refusal::NotRegular(why.into())),
+                            resubmitted: false,
+                        });
+                    }
+                }
+                NameKind::BadName => out.extend(self.refuse_bad_name(&e.path(), &name)),
+                _ => debug!(file = %name, kind = kind_of(&t), "inbox entry that is not a file ignored"),
+            }
+        }
         names.sort();
         let markers: Vec<String> = names
             .iter()
@@ -213,7 +249,6 @@ impl Scanner {
             })
             .collect();
         tracker.retain(&|n| names.iter().any(|x| x == n));
-        let mut out = Vec::new();
         for name in &names {
             let kind = classify(name);
             let path = self.folders.inbox.join(name);
@@ -234,7 +269,7 @@ impl Scanner {
             // A verified tag proves the file is complete, so a valid file is taken at once; one
             // that does not verify yet waits until it is stable and then until `give_up`.
             let body = read_and_open(&path, &self.key);
-            if body.is_err() {
+            if body.is_err() && !matches!(body, Err(Refusal::NotRegular(_))) {
                 if verdict == Verdict::Wait {
                     continue;
                 }
@@ -289,9 +324,64 @@ fn retryable(body: &Result<Opened, Refusal>) -> bool {
     )
 }
 
+/// What an entry that is not a regular file is, in words.
+fn kind_of(t: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+        if t.is_block_device() || t.is_char_device() {
+            return "a device";
+        }
+    }
+    if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_dir() {
+        "a folder"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Opens a file to read it without following a link and without blocking (a FIFO put under the
+/// name between the listing and the open), and checks on the opened handle that it is a regular
+/// file.
+pub fn open_regular(path: &Path) -> Result<std::fs::File, Refusal> {
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::OpenOptionsExt;
+        // FILE_FLAG_OPEN_REPARSE_POINT: a link is opened as itself, not followed.
+        o.custom_flags(0x0020_0000);
+    }
+    let f = match o.open(path) {
+        Ok(f) => f,
+        // O_NOFOLLOW on a link: ELOOP.
+        #[cfg(unix)]
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(Refusal::NotRegular("a symbolic link".into())),
+        Err(e) => return Err(Refusal::Unreadable(e.to_string())),
+    };
+    let m = f.metadata().map_err(|e| Refusal::Unreadable(e.to_string()))?;
+    if !m.is_file() {
+        return Err(Refusal::NotRegular(kind_of(&m.file_type()).into()));
+    }
+    Ok(f)
+}
+
 fn read_and_open(path: &Path, key: &Key) -> Result<Opened, Refusal> {
     use std::io::Read;
-    let f = std::fs::File::open(path).map_err(|e| Refusal::Unreadable(e.to_string()))?;
+    let f = open_regular(path)?;
     let mut bytes = Vec::new();
     f.take(envelope::MAX_ENVELOPE as u64 + 1)
         .read_to_end(&mut bytes)
@@ -309,6 +399,19 @@ fn claim(path: &Path, work: &Path) -> Option<PathBuf> {
     claim_to(path, free_name(work, stem, ext))
 }
 
+fn links(path: &Path) -> u64 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::symlink_metadata(path).map(|m| if m.is_file() { m.nlink() } else { 1 }).unwrap_or(1)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        1
+    }
+}
+
 /// `dir/stem.ext`, or `dir/stem.N.ext` with the first N not taken.
 fn free_name(dir: &Path, stem: &str, ext: &str) -> PathBuf {
     let mut dest = dir.join(format!("{stem}.{ext}"));
@@ -321,6 +424,19 @@ fn free_name(dir: &Path, stem: &str, ext: &str) -> PathBuf {
 }
 
 fn claim_to(path: &Path, dest: PathBuf) -> Option<PathBuf> {
+    if links(path) > 1 {
+        // Another name of this file may be outside the data folder: take a copy of our own,
+        // so nothing under the bridge's folders is ever a link to elsewhere.
+        let res = std::fs::copy(path, &dest).and_then(|_| std::fs::remove_file(path));
+        return match res {
+            Ok(()) => Some(dest),
+            Err(e) => {
+                let _ = std::fs::remove_file(&dest);
+                warn!(file = %path.display(), error = %e, "cannot claim a hard-linked file");
+                None
+            }
+        };
+    }
     match std::fs::rename(path, &dest) {
         Ok(()) => Some(dest),
         Err(e) => {

@@ -741,14 +741,13 @@ impl Journal {
         Ok(n == 1)
     }
 
-    /// Whether a message id is known.
-    pub fn seen_message(&self, nonce_hex: &str) -> Result<bool> {
+    /// Where a known message id came from (`file:<stem>`, `socket:<n>`).
+    pub fn message_source(&self, nonce_hex: &str) -> Result<Option<String>> {
         Ok(self
             .conn
-            .prepare_cached("SELECT 1 FROM seen_messages WHERE nonce = ?1")?
-            .query_row([nonce_hex], |_| Ok(()))
-            .optional()?
-            .is_some())
+            .prepare_cached("SELECT source FROM seen_messages WHERE nonce = ?1")?
+            .query_row([nonce_hex], |r| r.get(0))
+            .optional()?)
     }
 
     /// Forgets message ids that expired before `now_unix` (a message that old is refused by its

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::envelope::{Direction, EnvelopeError, Key, MAX_ENVELOPE};
 use crate::intake::{Opened, Origin, Refusal, Submission};
@@ -77,9 +77,15 @@ async fn connection(conn: u64, stream: TcpStream, key: Arc<Key>, tx: mpsc::Sende
         line.clear();
         // Read one line, never holding more than the largest envelope.
         let mut too_long = false;
+        let mut eof = false;
         loop {
             let buf = match reader.fill_buf().await {
                 Ok(b) if !b.is_empty() => b,
+                // The peer closed: a last line without its `\n` is still an instruction.
+                _ if !line.is_empty() || too_long => {
+                    eof = true;
+                    break;
+                }
                 _ => return finish(writer, out_tx).await,
             };
             let newline = buf.iter().position(|&b| b == b'\n');
@@ -97,6 +103,8 @@ async fn connection(conn: u64, stream: TcpStream, key: Arc<Key>, tx: mpsc::Sende
             }
         }
         if !too_long && line.iter().all(u8::is_ascii_whitespace) {
+            // An empty line is a keep-alive (docs/his-interface.md §7).
+            debug!(conn, "empty line ignored");
             continue;
         }
         let body = if too_long {
@@ -112,7 +120,7 @@ async fn connection(conn: u64, stream: TcpStream, key: Arc<Key>, tx: mpsc::Sende
             resubmitted: false,
             stem_final: false,
         };
-        if tx.send(sub).await.is_err() {
+        if tx.send(sub).await.is_err() || eof {
             return finish(writer, out_tx).await;
         }
     }

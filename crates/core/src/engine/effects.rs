@@ -28,6 +28,11 @@ impl FileOp {
     }
 }
 
+/// Whether anything is at `p` (a link counts as itself, not as its target).
+fn present(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok()
+}
+
 fn name_of(p: &Path) -> String {
     p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
@@ -77,14 +82,14 @@ impl FileExec {
                 self.write_atomic(&dir, &name, text.as_bytes())
             }
             FileOp::Archive { path, day } => {
-                if !path.exists() {
+                if !present(path) {
                     return Ok(()); // moved before a restart
                 }
                 let dir = self.folders.archive.join(day);
                 self.move_into(path, &dir).map(|_| ())
             }
             FileOp::Quarantine { path, reason } => {
-                if !path.exists() {
+                if !present(path) {
                     return Ok(()); // moved before a restart, its reason beside it
                 }
                 // The reason first, under the name the file is about to take: a crash in
@@ -141,7 +146,7 @@ impl FileExec {
 fn free_name(dir: &Path, name: &str) -> PathBuf {
     let mut dest = dir.join(name);
     let mut n = 1;
-    while dest.exists() {
+    while present(&dest) {
         dest = dir.join(format!("{name}.{n}"));
         n += 1;
     }

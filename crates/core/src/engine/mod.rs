@@ -704,6 +704,10 @@ impl Engine {
                         format!("file name {name:?} is not allowed (use A-Z a-z 0-9 _ - @, at most 80 characters, no reserved names)"),
                     ),
                     Refusal::Unreadable(e) => (ErrorCode::Envelope, format!("file cannot be read: {e}")),
+                    Refusal::NotRegular(what) => (
+                        ErrorCode::Envelope,
+                        format!("not a regular file but {what}: write the instruction as a plain file"),
+                    ),
                 };
                 return self.reject(&src, None, None, code, &detail);
             }
@@ -785,7 +789,10 @@ impl Engine {
             let expires = self.expiry(&ins);
             if self.journal_down.is_none() {
                 let fresh = self.journal.record_message(nonce, &src.name(), self.wall.timestamp(), expires)?;
-                if !fresh && !resubmitted {
+                // A file handed over again after a restart may carry the id its own first pass
+                // recorded; an id recorded for another file is a replay all the same.
+                let own = resubmitted && self.journal.message_source(nonce)?.as_deref() == Some(src.name().as_str());
+                if !fresh && !own {
                     let detail = "this exact message was received before (a replay); send a new message to repeat an instruction";
                     return self.reject(&src, Some(&ins.order_no), Some(&ins), ErrorCode::Replay, detail);
                 }
