@@ -88,11 +88,12 @@ pub fn run(a: SetupCli) -> Result<()> {
         if let Some(p) = &report.config_problem {
             lines.push(format!("the config is not complete yet ({p}); the tray app opens its settings"));
         }
+        let service = some(a.service).as_deref() == Some("1");
         if !a.no_acl {
-            acls(&data_dir, some(a.his_account).as_deref(), &mut lines);
+            acls(&data_dir, some(a.his_account).as_deref(), service, &mut lines);
         }
         let ready = report.config_problem.is_none() && data_dir.join(setup::KEY_NAME).exists();
-        service_after_setup(&report.config, ready, some(a.service).as_deref() == Some("1"), &mut lines)?;
+        service_after_setup(&report.config, ready, service, &mut lines)?;
         Ok(())
     })();
     if let Err(e) = &result {
@@ -115,8 +116,8 @@ pub fn run(a: SetupCli) -> Result<()> {
 }
 
 #[cfg(windows)]
-fn acls(data_dir: &std::path::Path, his_account: Option<&str>, lines: &mut Vec<String>) {
-    for args in setup::acl_commands(data_dir, his_account) {
+fn acls(data_dir: &std::path::Path, his_account: Option<&str>, service: bool, lines: &mut Vec<String>) {
+    for args in setup::acl_commands(data_dir, his_account, service) {
         let shown = args.join(" ");
         match std::process::Command::new("icacls").args(&args).output() {
             Ok(o) if o.status.success() => lines.push(format!("permissions: icacls {shown}")),
@@ -130,7 +131,7 @@ fn acls(data_dir: &std::path::Path, his_account: Option<&str>, lines: &mut Vec<S
 }
 
 #[cfg(not(windows))]
-fn acls(_data_dir: &std::path::Path, his_account: Option<&str>, lines: &mut Vec<String>) {
+fn acls(_data_dir: &std::path::Path, his_account: Option<&str>, _service: bool, lines: &mut Vec<String>) {
     if his_account.is_some() {
         lines.push("his-account is for Windows; on Linux give the HIS user the inbox by group".into());
     }

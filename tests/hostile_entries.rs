@@ -95,3 +95,108 @@ fn an_unterminated_last_socket_line_is_answered() {
     let r = hisbridge_core::his::ResultMessage::parse(&plain).unwrap();
     assert_eq!((r.status, r.error_code.as_deref()), (Status::Rejected, Some("E_ENVELOPE")));
 }
+
+/// A flood of broken files never holds a valid order back: valid envelopes are taken first and
+/// each listing refuses only so many (the result comes while most of the flood still waits).
+#[test]
+fn a_valid_order_is_taken_ahead_of_a_flood_of_broken_files() {
+    let h = Harness::new();
+    for i in 0..1000 {
+        std::fs::write(h.inbox().join(format!("G{i:04}.ord.tmp")), format!("HB1.K1.ORD.{}", "A".repeat(40 + i % 7)))
+            .unwrap();
+        std::fs::rename(h.inbox().join(format!("G{i:04}.ord.tmp")), h.inbox().join(format!("G{i:04}.ord"))).unwrap();
+    }
+    let stem = h.send(&Harness::order("W01", "FL1", "+1.00", None));
+    assert_eq!(h.wait(&stem).status, Status::Success);
+    let left = common::list(h.inbox()).iter().filter(|n| n.starts_with('G')).count();
+    assert!(left > 500, "the valid order did not wait for the flood ({left} broken files still in the inbox)");
+    // And the flood is answered in the end, every file with its reason.
+    h.eventually("flood refused", || common::list(h.inbox()).is_empty());
+    h.eventually("reasons written", || {
+        common::list(&h.cfg.folders.error).iter().filter(|n| n.ends_with(".reason.txt")).count() == 1000
+    });
+}
+
+/// Connections are capped and lines that are not envelopes end a connection; the folder
+/// channel keeps working throughout and a client gets in again once the crowd has gone.
+#[test]
+fn too_many_connections_or_bad_lines_never_starve_the_bridge() {
+    use std::io::{BufRead, Read, Write};
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let h = Harness::with(hisbridge_sim::SimConfig::default(), &format!("[socket]\nport = {port}\n"));
+    hisbridge_core::socket::raise_fd_limit();
+    let crowd: Vec<_> = (0..hisbridge_core::socket::MAX_CONNECTIONS + 40)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    // The folder channel still pays.
+    assert_eq!(h.pay("CR1", "+1.00").status, Status::Success);
+    // A connection over the cap is closed by the bridge at once.
+    let mut late = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    late.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(late.read(&mut buf).unwrap_or(0), 0, "closed");
+    drop(crowd);
+    // Garbage lines: answered, then the connection is closed.
+    let g = std::cell::RefCell::new(None);
+    h.eventually("a connection again", || {
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+        s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+        let ok = s.write_all(b"HB1.K1.ORD.x\n").is_ok() && {
+            let mut l = String::new();
+            std::io::BufReader::new(s.try_clone().unwrap()).read_line(&mut l).map(|n| n > 0).unwrap_or(false)
+        };
+        if ok {
+            *g.borrow_mut() = Some(s);
+        }
+        ok
+    });
+    let mut s = g.into_inner().unwrap();
+    for _ in 0..100 {
+        if s.write_all(b"HB1.K1.ORD.garbage\n").is_err() {
+            break;
+        }
+    }
+    let mut answers = 0;
+    let mut r = std::io::BufReader::new(s);
+    let mut l = String::new();
+    while r.read_line(&mut l).map(|n| n > 0).unwrap_or(false) {
+        answers += 1;
+        l.clear();
+    }
+    assert!(
+        (1..=hisbridge_core::socket::MAX_BAD_LINES as usize).contains(&(answers + 1)),
+        "{answers} answers before the close"
+    );
+}
+
+/// An outbox replaced by a link to elsewhere: the bridge refuses to start on it, and a link
+/// put there while it runs gets no result written through it.
+#[test]
+fn a_data_folder_that_is_a_link_is_refused() {
+    let mut h = Harness::new();
+    assert_eq!(h.pay("SL1", "+1.00").status, Status::Success);
+    h.stop();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let outbox = h.cfg.folders.outbox.clone();
+    std::fs::rename(&outbox, h.dir.path().join("outbox.real")).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), &outbox).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let key = hisbridge_core::keyfile::load(&h.cfg.key_file).unwrap();
+    let err = rt.block_on(async { hisbridge_core::bridge::Bridge::start(&h.cfg, key).err() }).expect("refused");
+    assert!(err.to_string().contains("is a link"), "{err}");
+    drop(rt);
+    // While running: the link appears after the start; nothing is written through it.
+    std::fs::remove_file(&outbox).unwrap();
+    std::fs::rename(h.dir.path().join("outbox.real"), &outbox).unwrap();
+    h.start();
+    std::fs::rename(&outbox, h.dir.path().join("outbox.real")).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), &outbox).unwrap();
+    let stem = h.send(&Harness::order("W01", "SL2", "+2.00", None));
+    h.eventually("paid", || h.sim.ledger().get("SL2.1").is_some_and(|e| e.status == "PAID"));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(common::list(elsewhere.path()).is_empty(), "nothing written through the link");
+    // The real folder is put back: the result is written there (retried).
+    std::fs::remove_file(&outbox).unwrap();
+    std::fs::rename(h.dir.path().join("outbox.real"), &outbox).unwrap();
+    assert_eq!(h.wait(&stem).status, Status::Success);
+}

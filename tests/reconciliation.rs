@@ -500,7 +500,8 @@ fn a_statement_of_the_wrong_kind_is_refused_clearly() {
 
 #[test]
 fn pos_totals_are_compared_and_the_day_file_is_written() {
-    let mut h = Harness::new();
+    // W02 refunds what W01 took: a supervisor's desk.
+    let mut h = Harness::with(hisbridge_sim::SimConfig::default(), "[policy]\nsupervisor_terminals = [\"W02\"]\n");
     let today = chrono::Local::now().format("%Y-%m-%d").to_string();
     let pos_today = chrono::Local::now().format("%Y%m%d").to_string();
     assert_eq!(h.pay("T1", "+12.30").channel.as_deref(), Some("WECHAT"));

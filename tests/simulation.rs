@@ -375,6 +375,7 @@ impl World {
         }
         let settings = EngineSettings {
             terminals: TERMINALS.iter().map(|t| t.to_string()).collect(),
+            supervisors: ["W03".to_string()].into(),
             device_id: DEVICE.into(),
             timeouts: Timeouts {
                 scan: Duration::from_secs(20),
@@ -941,7 +942,10 @@ impl World {
         if self.next_scan <= self.now {
             self.next_scan = self.now + Duration::from_secs(2);
             if self.bridge.is_some() {
-                let subs = self.scanner.scan(&mut self.tracker, now.mono).unwrap_or_default();
+                let (subs, more) = self.scanner.scan(&mut self.tracker, now.mono).unwrap_or_default();
+                if more {
+                    self.next_scan = self.now;
+                }
                 for sub in subs {
                     let inc = self.incoming(sub);
                     let now = self.clock();

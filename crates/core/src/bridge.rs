@@ -55,6 +55,9 @@ impl Bridge {
         crate::folders::ensure_dirs(&cfg.folders).map_err(StartError::Folders)?;
         let journal = Journal::open(&cfg.journal)?;
         let listener = cfg.socket.as_ref().map(|s| crate::socket::bind(s.address, s.port)).transpose()?;
+        if listener.is_some() {
+            crate::socket::raise_fd_limit();
+        }
         let key = Arc::new(key);
         let (pos, pos_events) = pos::spawn(PosConfig {
             port: cfg.pos.port.clone(),
@@ -76,6 +79,7 @@ impl Bridge {
         let engine = Driver::new(
             EngineSettings {
                 terminals: cfg.terminals.clone(),
+                supervisors: cfg.policy.supervisors.clone(),
                 device_id: cfg.pos.device_id.clone(),
                 timeouts: cfg.timeouts.clone(),
                 folders: cfg.folders.clone(),

@@ -42,6 +42,22 @@ pub struct RawConfig {
     pub reconciliation: RawReconciliation,
     #[serde(default)]
     pub notifications: RawNotify,
+    #[serde(default)]
+    pub policy: RawPolicy,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    pub supervisor_terminals: Option<Vec<String>>,
+}
+
+/// Who may act on whose orders (`[policy]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Terminals that may cancel or refund an order another terminal took (a supervisor's desk).
+    /// Every other terminal may cancel or refund only its own orders.
+    pub supervisors: BTreeSet<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -193,6 +209,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub key_file: PathBuf,
     pub terminals: BTreeSet<String>,
+    pub policy: Policy,
     pub journal: PathBuf,
     pub folders: Folders,
     pub pos: PosSettings,
@@ -223,6 +240,10 @@ impl Config {
         }
         for t in &terminals {
             crate::his::check_number("terminal_id", t).map_err(|e| field("terminals", format!("{t:?}: {e}")))?;
+        }
+        let supervisors: BTreeSet<String> = raw.policy.supervisor_terminals.unwrap_or_default().into_iter().collect();
+        if let Some(t) = supervisors.iter().find(|t| !terminals.contains(*t)) {
+            return Err(field("policy.supervisor_terminals", format!("{t:?} is not in `terminals`")));
         }
         let port = raw
             .pos
@@ -308,6 +329,7 @@ impl Config {
             },
             data_dir,
             terminals,
+            policy: Policy { supervisors },
             pos: PosSettings { port, target, transport, baud, device_id },
             timeouts: Timeouts {
                 scan: secs(raw.timeouts.scan_secs, 90, "timeouts.scan_secs", 1, 600)?,

@@ -86,6 +86,8 @@ struct Seen {
     mtime: Option<SystemTime>,
     first_seen: Instant,
     stable_since: Instant,
+    /// The last read failed and the file has not changed since: nothing new to read.
+    failed: bool,
 }
 
 /// Pure bookkeeping of the files in the inbox: stability and age, no IO.
@@ -103,11 +105,18 @@ impl InboxTracker {
 
     /// Records a listing of `name`; `marked` says a `.done` marker exists for it.
     pub fn observe(&mut self, name: &str, size: u64, mtime: Option<SystemTime>, marked: bool, now: Instant) -> Verdict {
-        let s = self.seen.entry(name.to_string()).or_insert(Seen { size, mtime, first_seen: now, stable_since: now });
+        let s = self.seen.entry(name.to_string()).or_insert(Seen {
+            size,
+            mtime,
+            first_seen: now,
+            stable_since: now,
+            failed: false,
+        });
         if s.size != size || s.mtime != mtime {
             s.size = size;
             s.mtime = mtime;
             s.stable_since = now;
+            s.failed = false;
         }
         if marked || now.duration_since(s.stable_since) >= self.stable {
             Verdict::Ready
@@ -120,6 +129,18 @@ impl InboxTracker {
     /// refused; false while it may still be being written.
     pub fn should_give_up(&self, name: &str, now: Instant) -> bool {
         self.seen.get(name).is_none_or(|s| now.duration_since(s.first_seen) >= self.give_up)
+    }
+
+    /// The last read of `name` failed: it is not read again until it changes (or has had its time).
+    pub fn failed(&mut self, name: &str) {
+        if let Some(s) = self.seen.get_mut(name) {
+            s.failed = true;
+        }
+    }
+
+    /// Whether `name` failed to read and has not changed since (so reading it again is useless).
+    pub fn known_bad(&self, name: &str) -> bool {
+        self.seen.get(name).is_some_and(|s| s.failed)
     }
 
     /// Forgets names no longer listed or already claimed.
@@ -137,8 +158,16 @@ impl InboxTracker {
     }
 }
 
+/// Creates the data folders; refuses any that is a link (the bridge writes results, claims and
+/// moves files only inside folders of its own).
 pub fn ensure_dirs(f: &Folders) -> std::io::Result<()> {
     for d in [&f.inbox, &f.outbox, &f.work, &f.archive, &f.error] {
+        if std::fs::symlink_metadata(d).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(std::io::Error::other(format!(
+                "{} is a link: the data folders must be real folders (docs/security.md)",
+                d.display()
+            )));
+        }
         std::fs::create_dir_all(d)?;
     }
     Ok(())

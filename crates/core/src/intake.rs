@@ -96,8 +96,10 @@ impl Inbox {
         let mut tracker = InboxTracker::new(self.scanner.cfg.stable, self.scanner.cfg.give_up);
         let mut inbox_missing = false;
         loop {
+            let mut more = false;
             match self.scanner.scan(&mut tracker, Instant::now()) {
-                Ok(subs) => {
+                Ok((subs, m)) => {
+                    more = m;
                     if inbox_missing {
                         info!(inbox = %folders.inbox.display(), "inbox folder is back");
                         inbox_missing = false;
@@ -116,6 +118,10 @@ impl Inbox {
                     }
                     let _ = std::fs::create_dir_all(&folders.inbox);
                 }
+            }
+            if more {
+                tokio::task::yield_now().await;
+                continue;
             }
             let mut next = tokio::time::Instant::now() + self.scanner.cfg.rescan;
             if let Some(t) = tracker.next_check(Instant::now()) {
@@ -199,7 +205,8 @@ impl Scanner {
 
     /// One listing of the inbox: claims every file that is complete (or has had its time) and
     /// returns it for the engine.
-    pub fn scan(&self, tracker: &mut InboxTracker, now: Instant) -> std::io::Result<Vec<Submission>> {
+    /// Also says whether refusals were left for the next listing (`MAX_REFUSALS` reached).
+    pub fn scan(&self, tracker: &mut InboxTracker, now: Instant) -> std::io::Result<(Vec<Submission>, bool)> {
         LISTINGS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut out = Vec::new();
         let mut names: Vec<String> = Vec::new();
@@ -249,14 +256,20 @@ impl Scanner {
             })
             .collect();
         tracker.retain(&|n| names.iter().any(|x| x == n));
+        // Valid instructions first: a flood of broken files never holds a real order back, and
+        // each listing refuses at most `MAX_REFUSALS` (the next listing follows at once).
+        let mut valid = Vec::new();
+        let mut refused = Vec::new();
         for name in &names {
             let kind = classify(name);
             let path = self.folders.inbox.join(name);
             let stem = match kind {
                 NameKind::Instruction { stem } => stem,
                 NameKind::BadName => {
-                    // Claim under a neutral name so nothing is ever built from the bad one.
-                    out.extend(self.refuse_bad_name(&path, name));
+                    if out.len() + refused.len() < MAX_REFUSALS {
+                        // Claim under a neutral name so nothing is ever built from the bad one.
+                        out.extend(self.refuse_bad_name(&path, name));
+                    }
                     continue;
                 }
                 _ => continue,
@@ -266,15 +279,24 @@ impl Scanner {
             };
             let marked = markers.contains(name);
             let verdict = tracker.observe(name, meta.len(), meta.modified().ok(), marked, now);
+            let give_up = tracker.should_give_up(name, now);
+            if tracker.known_bad(name) && !give_up && verdict == Verdict::Wait {
+                continue; // unchanged since its last failed read
+            }
             // A verified tag proves the file is complete, so a valid file is taken at once; one
-            // that does not verify yet waits until it is stable and then until `give_up`.
+            // that does not verify yet waits until it is stable and then until `give_up` (a
+            // file cut short and one sealed with another key look alike).
             let body = read_and_open(&path, &self.key);
-            if body.is_err() && !matches!(body, Err(Refusal::NotRegular(_))) {
-                if verdict == Verdict::Wait {
-                    continue;
+            if let Err(r) = &body {
+                if !matches!(r, Refusal::NotRegular(_)) {
+                    let wait = verdict == Verdict::Wait || (!marked && retryable(&body) && !give_up);
+                    if wait {
+                        tracker.failed(name);
+                        continue; // perhaps still being written; try again on the next listing
+                    }
                 }
-                if !marked && retryable(&body) && !tracker.should_give_up(name, now) {
-                    continue; // perhaps still being written; try again on the next listing
+                if out.len() + refused.len() >= MAX_REFUSALS {
+                    continue; // the next listing takes it
                 }
             }
             let stem_final = self.stem_final(&stem);
@@ -289,9 +311,18 @@ impl Scanner {
                 let _ = crate::folders::move_into(&marker, &crate::folders::archive_dir(&self.folders.archive));
             }
             debug!(file = %name, "claimed");
-            out.push(Submission { origin: Origin::File { stem, work_path }, body, resubmitted: false, stem_final });
+            let ok = body.is_ok();
+            let sub = Submission { origin: Origin::File { stem, work_path }, body, resubmitted: false, stem_final };
+            if ok {
+                valid.push(sub);
+            } else {
+                refused.push(sub);
+            }
         }
-        Ok(out)
+        let more = out.len() + refused.len() >= MAX_REFUSALS;
+        valid.extend(out);
+        valid.extend(refused);
+        Ok((valid, more))
     }
 
     fn refuse_bad_name(&self, path: &Path, name: &str) -> Option<Submission> {
@@ -308,6 +339,9 @@ impl Scanner {
         })
     }
 }
+
+/// How many refused files one listing hands over at most.
+pub const MAX_REFUSALS: usize = 32;
 
 /// A failure that a file still being written could explain.
 fn retryable(body: &Result<Opened, Refusal>) -> bool {

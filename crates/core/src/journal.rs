@@ -213,6 +213,7 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX IF NOT EXISTS seen_messages_expiry ON seen_messages(expires_unix);
      CREATE INDEX IF NOT EXISTS orders_pos_ref ON orders(pos_ref);
      CREATE INDEX IF NOT EXISTS replies_stem ON replies(reply_to);
+     CREATE INDEX IF NOT EXISTS rejects_at ON rejects(at);
      CREATE INDEX IF NOT EXISTS orders_unwritten ON orders(id) WHERE result_written_at IS NULL;
      UPDATE replies SET final_at = (SELECT result_written_at FROM orders WHERE orders.id = replies.order_id);
      CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -306,6 +307,17 @@ pub struct Journal {
 impl Journal {
     pub fn open(path: &Path) -> Result<Self> {
         let conn = Connection::open(path)?;
+        // The journal is the bridge's: owner only where the platform says so by mode bits
+        // (on Windows the data folder's ACL decides, docs/security.md).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if let Ok(m) = std::fs::metadata(path) {
+                if m.permissions().mode() & 0o077 != 0 {
+                    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+                }
+            }
+        }
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -767,6 +779,12 @@ impl Journal {
             )?
             .execute(params![now, source, order_no, code, detail])?;
         Ok(())
+    }
+
+    /// Forgets refusals recorded before `before` (a journal timestamp).
+    pub fn prune_rejects(&mut self, before: &str) -> Result<usize> {
+        self.guard("prune_rejects")?;
+        Ok(self.conn.prepare_cached("DELETE FROM rejects WHERE at < ?1")?.execute([before])?)
     }
 
     pub fn rejects(&self) -> Result<Vec<(String, Option<String>, String)>> {

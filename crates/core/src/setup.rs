@@ -180,49 +180,45 @@ fn section<'a>(t: &'a mut toml::Table, name: &str) -> &'a mut toml::Table {
     v.as_table_mut().expect("just made a table")
 }
 
-/// The folder permissions on Windows, as `icacls` argument lists: cashiers (local Users) run the
-/// tray app and need to change everything under the data folder; the HIS account, when it is
-/// another account, writes the inbox and reads the outbox and the reconciliation folder. The key
-/// file is readable by those who run the bridge and changeable by administrators only.
-pub fn acl_commands(data_dir: &Path, his_account: Option<&str>) -> Vec<Vec<String>> {
+/// The folder permissions on Windows, as `icacls` argument lists (docs/security.md, "ACL model").
+///
+/// - The data folder and everything in it: SYSTEM and Administrators only (inheritance from
+///   ProgramData removed), so no other account can change the journal, work/, archive/ or error/.
+/// - The HIS account (`his_account`, or the local Users group when none is named: the HIS then
+///   runs as whoever is logged on): Modify on `inbox` (write instructions) and `outbox` (read
+///   and remove results), read on `reconciliation` and on the key (it seals with it).
+/// - Everyone local: read on `status.json` and `logs` (the tray app's status-only mode).
+/// - Without the service (`service` false) the tray app runs the bridge as the logged-on cashier,
+///   who then needs Modify on the whole data folder: that mode trusts every local user.
+pub fn acl_commands(data_dir: &Path, his_account: Option<&str>, service: bool) -> Vec<Vec<String>> {
+    const SYSTEM: &str = "*S-1-5-18";
+    const ADMINS: &str = "*S-1-5-32-544";
+    const USERS: &str = "*S-1-5-32-545";
     let d = |p: &Path| p.display().to_string();
+    let his = his_account.map(str::trim).filter(|s| !s.is_empty()).unwrap_or(USERS).to_string();
+    let grant = |path: &Path, who: &str, rights: &str| {
+        vec![d(path), "/grant".into(), format!("{who}:{rights}"), "/C".into(), "/Q".into()]
+    };
     let mut cmds = vec![vec![
         d(data_dir),
-        "/grant".into(),
-        "*S-1-5-32-545:(OI)(CI)M".into(),
+        "/inheritance:r".into(),
+        "/grant:r".into(),
+        format!("{SYSTEM}:(OI)(CI)F"),
+        format!("{ADMINS}:(OI)(CI)F"),
+        format!("{USERS}:RX"),
         "/T".into(),
         "/C".into(),
         "/Q".into(),
     ]];
-    let key = data_dir.join(KEY_NAME);
-    cmds.push(vec![
-        d(&key),
-        "/inheritance:r".into(),
-        "/grant:r".into(),
-        "*S-1-5-32-544:F".into(),
-        "*S-1-5-18:F".into(),
-        "*S-1-5-32-545:R".into(),
-        "/C".into(),
-        "/Q".into(),
-    ]);
-    if let Some(acct) = his_account.map(str::trim).filter(|s| !s.is_empty()) {
-        cmds.push(vec![
-            d(&data_dir.join("inbox")),
-            "/grant".into(),
-            format!("{acct}:(OI)(CI)M"),
-            "/C".into(),
-            "/Q".into(),
-        ]);
-        for sub in ["outbox", "reconciliation"] {
-            cmds.push(vec![
-                d(&data_dir.join(sub)),
-                "/grant".into(),
-                format!("{acct}:(OI)(CI)RX"),
-                "/C".into(),
-                "/Q".into(),
-            ]);
-        }
+    if !service {
+        cmds.push(grant(data_dir, USERS, "(OI)(CI)M"));
     }
+    cmds.push(grant(&data_dir.join("inbox"), &his, "(OI)(CI)M"));
+    cmds.push(grant(&data_dir.join("outbox"), &his, "(OI)(CI)M"));
+    cmds.push(grant(&data_dir.join("reconciliation"), &his, "(OI)(CI)RX"));
+    cmds.push(grant(&data_dir.join(KEY_NAME), &his, "R"));
+    cmds.push(grant(&data_dir.join("logs"), USERS, "(OI)(CI)RX"));
+    cmds.push(grant(&data_dir.join("status.json"), USERS, "R"));
     cmds
 }
 
@@ -294,12 +290,22 @@ mod tests {
     }
 
     #[test]
-    fn acls_name_the_his_account_only_when_given() {
-        let c = acl_commands(Path::new("C:/ProgramData/HISBridge"), None);
-        assert_eq!(c.len(), 2);
-        assert!(c[1].contains(&"/inheritance:r".to_string()));
-        let c = acl_commands(Path::new("C:/ProgramData/HISBridge"), Some("HOSP\\his-svc"));
-        assert!(c.iter().any(|a| a.contains(&"HOSP\\his-svc:(OI)(CI)M".to_string())));
-        assert_eq!(c.len(), 5);
+    fn acls_keep_the_journal_to_the_bridge_and_give_the_his_only_its_folders() {
+        let root = Path::new("C:/ProgramData/HISBridge");
+        let c = acl_commands(root, Some("HOSP\\his-svc"), true);
+        assert!(c[0].contains(&"/inheritance:r".to_string()), "{c:?}");
+        let users_modify = |c: &[Vec<String>]| c.iter().any(|a| a.iter().any(|x| x == "*S-1-5-32-545:(OI)(CI)M"));
+        assert!(!users_modify(&c), "with the service, local users cannot change the journal");
+        let his: Vec<&Vec<String>> = c.iter().filter(|a| a.iter().any(|x| x.starts_with("HOSP\\his-svc:"))).collect();
+        let paths: Vec<&str> = his.iter().map(|a| a[0].as_str()).collect();
+        assert!(paths
+            .iter()
+            .all(|p| ["inbox", "outbox", "reconciliation", "hisbridge.key"].iter().any(|s| p.ends_with(s))));
+        assert!(!paths.iter().any(|p| p.ends_with("HISBridge")), "never the data folder itself");
+        // Without the service the cashier runs the bridge and needs it all.
+        assert!(users_modify(&acl_commands(root, None, false)));
+        // No HIS account named: the logged-on users are the HIS.
+        let c = acl_commands(root, None, true);
+        assert!(c.iter().any(|a| a[0].ends_with("inbox") && a[2] == "*S-1-5-32-545:(OI)(CI)M"));
     }
 }

@@ -33,18 +33,54 @@ pub fn bind(addr: IpAddr, port: u16) -> Result<TcpListener, SocketError> {
     TcpListener::from_std(std).map_err(|source| SocketError::Bind { addr: sa, source })
 }
 
+/// Connections served at once; more are closed as they come (the folder channel and the
+/// journal keep their file descriptors).
+pub const MAX_CONNECTIONS: usize = 128;
+/// A connection that sends nothing (not even an empty line) for this long is closed.
+pub const IDLE: std::time::Duration = std::time::Duration::from_secs(600);
+/// Lines that are not a valid envelope before the connection is closed.
+pub const MAX_BAD_LINES: u32 = 16;
+
+/// Raises the soft limit on open files to the hard limit (Unix), so a burst of connections
+/// never starves the journal and the inbox. Returns the limit in force.
+pub fn raise_fd_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        // SAFETY: plain getrlimit/setrlimit on a local struct.
+        unsafe {
+            let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
+                return None;
+            }
+            if r.rlim_cur < r.rlim_max {
+                let want = libc::rlimit { rlim_cur: r.rlim_max, rlim_max: r.rlim_max };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                    r.rlim_cur = r.rlim_max;
+                }
+            }
+            #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every Unix
+            Some(r.rlim_cur as u64)
+        }
+    }
+    #[cfg(not(unix))]
+    None
+}
+
 /// Accepts connections until the engine goes away.
 pub async fn serve(listener: TcpListener, key: Arc<Key>, tx: mpsc::Sender<Submission>) {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     if let Ok(a) = listener.local_addr() {
         info!(addr = %a, "HIS socket channel listening");
     }
+    let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut refused_since_log = 0u64;
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
+                // EMFILE and the like: wait, never spin.
                 warn!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
                 continue;
             }
         };
@@ -55,8 +91,22 @@ pub async fn serve(listener: TcpListener, key: Arc<Key>, tx: mpsc::Sender<Submis
         if tx.is_closed() {
             return;
         }
+        if active.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
+            if refused_since_log.is_multiple_of(1000) {
+                warn!(max = MAX_CONNECTIONS, "too many connections open: new ones are closed");
+            }
+            refused_since_log += 1;
+            drop(stream);
+            continue;
+        }
+        refused_since_log = 0;
+        active.fetch_add(1, Ordering::SeqCst);
         let conn = NEXT.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(connection(conn, stream, key.clone(), tx.clone()));
+        let (key, tx, active) = (key.clone(), tx.clone(), active.clone());
+        tokio::spawn(async move {
+            connection(conn, stream, key, tx).await;
+            active.fetch_sub(1, Ordering::SeqCst);
+        });
     }
 }
 
@@ -73,13 +123,21 @@ async fn connection(conn: u64, stream: TcpStream, key: Arc<Key>, tx: mpsc::Sende
     });
     let mut reader = BufReader::new(r);
     let mut line = Vec::new();
+    let mut bad_lines = 0u32;
     loop {
         line.clear();
         // Read one line, never holding more than the largest envelope.
         let mut too_long = false;
         let mut eof = false;
         loop {
-            let buf = match reader.fill_buf().await {
+            let filled = match tokio::time::timeout(IDLE, reader.fill_buf()).await {
+                Ok(r) => r,
+                Err(_) => {
+                    info!(conn, "connection idle for 10 minutes: closed");
+                    return finish(writer, out_tx).await;
+                }
+            };
+            let buf = match filled {
                 Ok(b) if !b.is_empty() => b,
                 // The peer closed: a last line without its `\n` is still an instruction.
                 _ if !line.is_empty() || too_long => {
@@ -114,6 +172,10 @@ async fn connection(conn: u64, stream: TcpStream, key: Arc<Key>, tx: mpsc::Sende
                 .map(|(plain, nonce)| Opened { plain, nonce })
                 .map_err(Refusal::Envelope)
         };
+        if body.is_err() {
+            bad_lines += 1;
+        }
+        let last_straw = bad_lines >= MAX_BAD_LINES;
         let sub = Submission {
             origin: Origin::Socket { conn, tx: out_tx.clone() },
             body,
@@ -121,6 +183,10 @@ async fn connection(conn: u64, stream: TcpStream, key: Arc<Key>, tx: mpsc::Sende
             stem_final: false,
         };
         if tx.send(sub).await.is_err() || eof {
+            return finish(writer, out_tx).await;
+        }
+        if last_straw {
+            warn!(conn, lines = bad_lines, "too many lines that are not valid envelopes: connection closed");
             return finish(writer, out_tx).await;
         }
     }

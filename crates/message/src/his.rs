@@ -297,6 +297,8 @@ pub enum ErrorCode {
     Paused,
     #[serde(rename = "E_JOURNAL")]
     Journal,
+    #[serde(rename = "E_NOT_ALLOWED")]
+    NotAllowed,
 }
 
 impl ErrorCode {
@@ -325,6 +327,7 @@ impl ErrorCode {
             ErrorCode::Replay => "E_REPLAY",
             ErrorCode::Paused => "E_PAUSED",
             ErrorCode::Journal => "E_JOURNAL",
+            ErrorCode::NotAllowed => "E_NOT_ALLOWED",
         }
     }
 
@@ -358,6 +361,7 @@ impl ErrorCode {
             ErrorCode::Replay => "重复报文（重放），已拒收",
             ErrorCode::Paused => "该收费窗口已暂停收款，请稍后再试或到其他窗口",
             ErrorCode::Journal => "本机收费记录无法写入，本窗口暂停收款，请联系信息科",
+            ErrorCode::NotAllowed => "该收费终端无权撤销或退款其他终端的订单",
         }
     }
 }

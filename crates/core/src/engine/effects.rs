@@ -28,6 +28,17 @@ impl FileOp {
     }
 }
 
+/// The bridge writes into its own folders only: one replaced by a link (to anywhere) is refused.
+fn not_a_link(dir: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() => Err(std::io::Error::other(format!(
+            "{} is a link, not the bridge's own folder: nothing is written through it",
+            dir.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Whether anything is at `p` (a link counts as itself, not as its target).
 fn present(p: &Path) -> bool {
     std::fs::symlink_metadata(p).is_ok()
@@ -98,6 +109,7 @@ impl FileExec {
                 let dir = self.folders.error.clone();
                 self.step(FsStep::CreateDir, &dir)?;
                 std::fs::create_dir_all(&dir)?;
+                not_a_link(&dir)?;
                 let dest = free_name(&dir, &name_of(path));
                 let reason_name = format!("{}.reason.txt", name_of(&dest));
                 self.write_atomic(&dir, &reason_name, reason.as_bytes())?;
@@ -110,6 +122,7 @@ impl FileExec {
     }
 
     fn write_atomic(&mut self, dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+        not_a_link(dir)?;
         let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
         let dest = dir.join(name);
         let res = (|| {
@@ -134,6 +147,7 @@ impl FileExec {
     fn move_into(&mut self, from: &Path, dir: &Path) -> std::io::Result<PathBuf> {
         self.step(FsStep::CreateDir, dir)?;
         std::fs::create_dir_all(dir)?;
+        not_a_link(dir)?;
         let dest = free_name(dir, &name_of(from));
         self.step(FsStep::Rename, &dest)?;
         crate::folders::rename_no_link(from, &dest)?;

@@ -45,6 +45,11 @@ pub const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 pub const HOUSEKEEPING: Duration = Duration::from_secs(60);
 /// How often a journal that failed is tried again.
 pub const JOURNAL_PROBE: Duration = Duration::from_secs(5);
+/// Refusals journaled in a burst, and per second after it.
+const REJECT_BURST: f64 = 50.0;
+const REJECTS_PER_SEC: f64 = 10.0;
+/// How long refusals are kept in the journal (housekeeping prunes older ones).
+pub const REJECTS_KEPT: Duration = Duration::from_secs(90 * 24 * 3600);
 /// Longest wait between two tries of a file effect.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -178,6 +183,17 @@ impl Source {
             Source::Socket { conn } => format!("socket:{conn}"),
         }
     }
+
+    /// What a message id is recorded with: the claimed file itself (two files under one stem
+    /// are two sources), or the connection.
+    fn id(&self) -> String {
+        match self {
+            Source::File { work_path, .. } => {
+                format!("file:{}", work_path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default())
+            }
+            Source::Socket { conn } => format!("socket:{conn}"),
+        }
+    }
 }
 
 /// One instruction for the engine.
@@ -217,6 +233,8 @@ pub enum Effect {
 
 pub struct EngineSettings {
     pub terminals: BTreeSet<String>,
+    /// Terminals that may cancel or refund other terminals' orders (`[policy]`).
+    pub supervisors: BTreeSet<String>,
     pub device_id: String,
     pub timeouts: Timeouts,
     pub folders: Folders,
@@ -299,6 +317,10 @@ pub struct Engine {
     journal_down: Option<String>,
     history_lost: Option<String>,
     attention: BTreeMap<Attention, String>,
+    /// Refusals journaled lately (a token bucket): a flood is answered but not all journaled.
+    reject_tokens: f64,
+    reject_refill: Instant,
+    rejects_unjournaled: u64,
     now: Instant,
     wall: DateTime<FixedOffset>,
 }
@@ -332,6 +354,9 @@ impl Engine {
             journal_down: None,
             history_lost: None,
             attention: BTreeMap::new(),
+            reject_tokens: REJECT_BURST,
+            reject_refill: now.mono,
+            rejects_unjournaled: 0,
             now: now.mono,
             wall: now.wall,
         }
@@ -562,6 +587,10 @@ impl Engine {
         if let Err(e) = self.journal.prune_messages(self.wall.timestamp()) {
             self.journal_failed(&e);
         }
+        let horizon = self.wall - chrono::Duration::from_std(REJECTS_KEPT).unwrap_or_default();
+        if let Err(e) = self.journal.prune_rejects(&crate::journal::stamp(horizon)) {
+            self.journal_failed(&e);
+        }
         self.journal.reseal(false);
     }
 
@@ -788,10 +817,10 @@ impl Engine {
             }
             let expires = self.expiry(&ins);
             if self.journal_down.is_none() {
-                let fresh = self.journal.record_message(nonce, &src.name(), self.wall.timestamp(), expires)?;
+                let fresh = self.journal.record_message(nonce, &src.id(), self.wall.timestamp(), expires)?;
                 // A file handed over again after a restart may carry the id its own first pass
                 // recorded; an id recorded for another file is a replay all the same.
-                let own = resubmitted && self.journal.message_source(nonce)?.as_deref() == Some(src.name().as_str());
+                let own = resubmitted && self.journal.message_source(nonce)?.as_deref() == Some(src.id().as_str());
                 if !fresh && !own {
                     let detail = "this exact message was received before (a replay); send a new message to repeat an instruction";
                     return self.reject(&src, Some(&ins.order_no), Some(&ins), ErrorCode::Replay, detail);
@@ -815,6 +844,24 @@ impl Engine {
         match src {
             Source::File { stem, work_path } => Some((stem.clone(), work_path.to_string_lossy().into_owned())),
             Source::Socket { .. } => None,
+        }
+    }
+
+    /// The reply to register for `src` on order `id`: none for a socket, and none for a second
+    /// file under a name that already answers this order (its answer is that result file; the
+    /// file itself goes to the archive now, so that nothing is left behind in work/).
+    fn reply_for(&mut self, id: i64, src: &Source) -> Result<Option<(String, String)>, JournalError> {
+        let Some((stem, work)) = Self::reply_of(src) else {
+            return Ok(None);
+        };
+        let taken = self.journal.replies(id)?.into_iter().find(|r| r.stem == stem).and_then(|r| r.work_file);
+        match taken {
+            Some(w) if w != work => {
+                let day = self.wall.format("%Y-%m-%d").to_string();
+                self.file(FileOp::Archive { path: PathBuf::from(work), day }, Purpose::Refusal);
+                Ok(None)
+            }
+            _ => Ok(Some((stem, work))),
         }
     }
 
@@ -860,7 +907,7 @@ impl Engine {
             }
             let row = if retry {
                 info!(key, "instruction repeated after a definite failure: new attempt");
-                let reply = Self::reply_of(src);
+                let reply = self.reply_for(row.id, src)?;
                 let row = self.journal.transition(
                     &row,
                     Cause::Retry,
@@ -895,6 +942,9 @@ impl Engine {
                 let detail = format!("no paid collection with order number {} to refund", ins.order_no);
                 return self.reject(src, Some(&ins.order_no), Some(ins), ErrorCode::RefundOriginal, &detail);
             };
+            if let Some(detail) = self.not_allowed(&orig, ins) {
+                return self.reject(src, Some(&ins.order_no), Some(ins), ErrorCode::NotAllowed, &detail);
+            }
             let committed = self.journal.refunds_committed(&ins.order_no, None)?;
             if committed + amount.fen().abs() > orig.amount_fen {
                 let detail = format!(
@@ -927,6 +977,16 @@ impl Engine {
         Ok(())
     }
 
+    /// Refunds and cancels come from the terminal that took the order, or a supervisor's.
+    fn not_allowed(&self, row: &OrderRow, ins: &Instruction) -> Option<String> {
+        (row.terminal_id != ins.terminal_id && !self.s.supervisors.contains(&ins.terminal_id)).then(|| {
+            format!(
+                "order {} was taken at terminal {}; terminal {} may not cancel or refund it (only {} or a terminal in [policy] supervisor_terminals)",
+                row.order_no, row.terminal_id, ins.terminal_id, row.terminal_id
+            )
+        })
+    }
+
     fn paused_refusal(&self) -> Option<String> {
         self.paused.then(|| {
             "the cashier paused taking payments at this window; send the order again later or to another window"
@@ -950,10 +1010,13 @@ impl Engine {
             let detail = format!("no order {}", ins.key());
             return self.reject(src, Some(&ins.order_no), Some(ins), ErrorCode::NotFound, &detail);
         };
+        if let Some(detail) = self.not_allowed(&row, ins) {
+            return self.reject(src, Some(&ins.order_no), Some(ins), ErrorCode::NotAllowed, &detail);
+        }
         let cancellable = row.state == State::Accepted || (row.kind == Kind::Sale && row.state.is_open());
         if cancellable && row.state != State::Cancelling {
-            let id = row.id;
-            self.cancel_from(row, CancelledBy::His, Self::reply_of(src))?;
+            let (id, reply) = (row.id, self.reply_for(row.id, src)?);
+            self.cancel_from(row, CancelledBy::His, reply)?;
             self.register(id, src, false)?;
         } else {
             self.register(row.id, src, true)?;
@@ -1043,7 +1106,7 @@ impl Engine {
         detail: &str,
     ) -> Result<(), JournalError> {
         warn!(code = code.as_str(), detail, "instruction refused");
-        if self.journal_down.is_none() {
+        if self.journal_down.is_none() && self.reject_budget() {
             if let Err(e) = self.journal.record_reject(&src.name(), order_no, code.as_str(), detail) {
                 self.journal_failed(&e);
             }
@@ -1086,6 +1149,25 @@ impl Engine {
         }
         self.notice(Notice::Rejected { source: src.name(), code, detail: detail.to_string() });
         Ok(())
+    }
+
+    /// Whether this refusal may be journaled: a flood is answered in full, but only so much of
+    /// it goes into the journal (the rest is counted and logged).
+    fn reject_budget(&mut self) -> bool {
+        let secs = self.now.saturating_duration_since(self.reject_refill).as_secs_f64();
+        self.reject_refill = self.now;
+        self.reject_tokens = (self.reject_tokens + secs * REJECTS_PER_SEC).min(REJECT_BURST);
+        if self.reject_tokens >= 1.0 {
+            self.reject_tokens -= 1.0;
+            if self.rejects_unjournaled > 0 {
+                warn!(count = self.rejects_unjournaled, "refusals answered but not journaled during a flood");
+                self.rejects_unjournaled = 0;
+            }
+            true
+        } else {
+            self.rejects_unjournaled += 1;
+            false
+        }
     }
 
     fn quarantine(&mut self, path: PathBuf, code: ErrorCode, detail: &str) {
@@ -1744,9 +1826,10 @@ impl Engine {
     /// state change).
     fn register(&mut self, id: i64, src: &Source, journal_it: bool) -> Result<(), JournalError> {
         match src {
-            Source::File { stem, work_path } if journal_it => {
-                self.journal.add_reply(id, stem, Some(&work_path.to_string_lossy()))
-            }
+            Source::File { stem, .. } if journal_it => match self.reply_for(id, src)? {
+                Some((_, work)) => self.journal.add_reply(id, stem, Some(&work)),
+                None => Ok(()),
+            },
             Source::File { .. } => Ok(()),
             Source::Socket { conn } => {
                 let subs = self.subscribers.entry(id).or_default();
@@ -1970,6 +2053,7 @@ pub fn en_text(c: ErrorCode) -> &'static str {
         ErrorCode::Journal => {
             "the bridge cannot record orders; payments at this window are stopped; nothing was charged"
         }
+        ErrorCode::NotAllowed => "this terminal may not cancel or refund an order taken at another terminal",
     }
 }
 

@@ -41,7 +41,8 @@ fn folders(root: &std::path::Path) -> Folders {
 
 fn settings(root: &std::path::Path) -> EngineSettings {
     EngineSettings {
-        terminals: ["W01".to_string()].into(),
+        terminals: ["W01".to_string(), "W02".to_string(), "W09".to_string()].into(),
+        supervisors: ["W09".to_string()].into(),
         device_id: "POS-1".into(),
         timeouts: Timeouts {
             scan: Duration::from_secs(90),
@@ -490,4 +491,30 @@ fn who_cancelled_is_journaled_and_told() {
     t.pos(SessionEvent::Result(with(&r, Some(TxnKind::Sale), TxnStatus::Cancelled, None)));
     let row = t.engine.journal().get_by_key("A2").unwrap().unwrap();
     assert_eq!(row.cancelled_by, Some(CancelledBy::Pos));
+}
+
+/// Only the terminal that took an order, or a supervisor's, may cancel or refund it.
+#[test]
+fn another_terminal_may_not_cancel_or_refund_an_order() {
+    let mut t = T::new();
+    let ins = t.instruction(InstructionKind::Order, "A1", Some("+5.00"), None);
+    t.file("A1", &ins);
+    let r = t.last_ref();
+    let mut cancel = t.instruction(InstructionKind::Cancel, "A1", None, None);
+    cancel.terminal_id = "W02".into();
+    t.file("A1-c", &cancel);
+    let res = t.result_file("A1-c").unwrap();
+    assert_eq!((res.status, res.error_code.as_deref()), (Status::Rejected, Some("E_NOT_ALLOWED")));
+    assert!(!t.sent.iter().any(|q| matches!(q, Request::Cancel { .. })), "nothing cancelled");
+    t.pos(SessionEvent::Result(paid(&r, 500)));
+    let mut refund = t.instruction(InstructionKind::Order, "A1", Some("-1.00"), Some("R1"));
+    refund.terminal_id = "W02".into();
+    t.file("A1_R1", &refund);
+    let res = t.result_file("A1_R1").unwrap();
+    assert_eq!((res.status, res.error_code.as_deref()), (Status::Rejected, Some("E_NOT_ALLOWED")));
+    assert_eq!(sales(&t.sent), 1);
+    // The supervisor's desk may.
+    refund.terminal_id = "W09".into();
+    t.file("A1_R1-s", &refund);
+    assert_eq!(t.last_ref(), "A1@R1.1");
 }
