@@ -17,15 +17,18 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-cargo test --release --test simulation --no-run -q
+# One build, copied: the hunt runs this code even while the tree changes.
+exe=$(cargo test --release --test simulation --no-run 2>&1 | sed -n 's/.*Executable tests\/simulation.rs (\(.*\))/\1/p' | tail -1)
+[ -x "$exe" ] || { echo "could not build the simulation" >&2; exit 1; }
+logs=$(mktemp -d)
+cp "$exe" "$logs/simulation"
 each=$(( (lifecycles + jobs - 1) / jobs ))
 seeds_each=$(( (each + per_seed - 1) / per_seed ))
-logs=$(mktemp -d)
 start=$(date +%s)
 pids=()
 for j in $(seq 0 $((jobs - 1))); do
   SIM_LIFECYCLES=$each SIM_PER_SEED=$per_seed SIM_FIRST_SEED=$((first + j * seeds_each)) \
-    cargo test --release -q --test simulation simulation -- --exact --nocapture >"$logs/$j.log" 2>&1 &
+    "$logs/simulation" simulation --exact --nocapture >"$logs/$j.log" 2>&1 &
   pids+=($!)
 done
 status=0
@@ -33,7 +36,7 @@ for p in "${pids[@]}"; do wait "$p" || status=1; done
 for j in $(seq 0 $((jobs - 1))); do
   grep -E "^simulation:|^seed |^  t=|^replay:" "$logs/$j.log" || true
 done
-echo "simulated $lifecycles lifecycles in $(( $(date +%s) - start )) s on $jobs jobs (seeds $first..$((first + jobs * seeds_each - 1)))"
+echo "commit $(git rev-parse --short HEAD)$(git diff --quiet || echo '+changes'): simulated $lifecycles lifecycles in $(( $(date +%s) - start )) s on $jobs jobs (seeds $first..$((first + jobs * seeds_each - 1)))"
 if [ $status -ne 0 ]; then
   echo "INVARIANT VIOLATIONS: see above (logs in $logs)"
   exit 1

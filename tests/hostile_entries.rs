@@ -200,3 +200,18 @@ fn a_data_folder_that_is_a_link_is_refused() {
     std::fs::rename(h.dir.path().join("outbox.real"), &outbox).unwrap();
     assert_eq!(h.wait(&stem).status, Status::Success);
 }
+
+/// A FIFO put in the outbox under a result's name never blocks the intake.
+#[test]
+fn a_fifo_in_the_outbox_blocks_nothing() {
+    let h = Harness::new();
+    let fifo = h.outbox().join("Q1.res");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let ins = Harness::order("W01", "Q1", "+1.00", None);
+    hisbridge_core::hisclient::send(h.inbox(), &h.key, &ins, "Q1").unwrap();
+    // Refused (its name is taken by something that is not a result), never waited on.
+    h.eventually("refused with its reason", || h.cfg.folders.error.join("Q1.ord.reason.txt").exists());
+    assert_eq!(h.pay("Q2", "+2.00").status, Status::Success, "the bridge goes on");
+}

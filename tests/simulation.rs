@@ -1247,7 +1247,7 @@ fn report(label: &str, seeds: u64, total: &Stats, wall: Duration) {
 }
 
 /// Seeds that once found a bug (docs/reliability.md), then a fixed range, then a few random.
-const REGRESSION_SEEDS: &[u64] = &[765917005, 1749824520, 796307153, 1247192153];
+const REGRESSION_SEEDS: &[u64] = &[765917005, 1749824520, 796307153, 1247192153, 491, 1096, 1512, 5002, 6864, 6922];
 
 #[test]
 fn simulation() {

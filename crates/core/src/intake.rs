@@ -167,8 +167,18 @@ impl Scanner {
     /// Whether `outbox/<stem>.res` holds a final result (one the bridge must never replace).
     pub fn stem_final(&self, stem: &str) -> bool {
         let path = self.folders.outbox.join(format!("{stem}.{}", crate::folders::RESULT_EXT));
-        let Ok(bytes) = std::fs::read(&path) else {
-            return false;
+        // Never follow a link or wait on a FIFO the HIS's account may have put there.
+        let bytes = match open_regular(&path) {
+            Ok(f) => {
+                use std::io::Read;
+                let mut b = Vec::new();
+                if f.take(envelope::MAX_ENVELOPE as u64 + 1).read_to_end(&mut b).is_err() {
+                    return true;
+                }
+                b
+            }
+            Err(Refusal::Unreadable(_)) => return false, // not there (or gone)
+            Err(_) => return true,                       // something else sits under the name: keep off
         };
         match self.key.open(Direction::ToHis, &bytes) {
             Ok(plain) => crate::his::ResultMessage::parse(&plain).map(|m| m.status.is_final()).unwrap_or(true),

@@ -1129,11 +1129,9 @@ impl Engine {
         };
         match src {
             Source::File { stem, work_path } => {
-                // A stem that still answers a running order keeps that answer.
-                let live = match self.journal_down {
-                    None => self.journal.stem_in_use(stem)?,
-                    Some(_) => false,
-                };
+                // A stem that still answers a running order keeps that answer. (A read: it works
+                // on a full disk too; when even that fails, the result file is left alone.)
+                let live = self.journal.stem_in_use(stem).unwrap_or(true);
                 if live {
                     warn!(stem, "this file name answers an order still running: its result file is left alone");
                 } else {
