@@ -120,6 +120,9 @@ pub struct ReplyRow {
     pub stem: String,
     pub work_file: Option<String>,
     pub final_at: Option<String>,
+    /// The final result this reply owes (plaintext JSON), fixed when its order became final:
+    /// a later attempt of the same order never changes what this file is told.
+    pub pinned: Option<String>,
 }
 
 /// The local time as the journal writes it.
@@ -208,6 +211,7 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE orders ADD COLUMN cancelled_by TEXT;
      ALTER TABLE orders ADD COLUMN pos_evidence TEXT;
      ALTER TABLE replies ADD COLUMN final_at TEXT;
+     ALTER TABLE replies ADD COLUMN pinned TEXT;
      ALTER TABLE seen_messages ADD COLUMN expires_unix INTEGER;
      UPDATE seen_messages SET expires_unix = at_unix + 1200;
      CREATE INDEX IF NOT EXISTS seen_messages_expiry ON seen_messages(expires_unix);
@@ -688,7 +692,7 @@ impl Journal {
         conn.prepare_cached(
             "INSERT INTO replies (order_id, reply_to, work_file) VALUES (?1, ?2, ?3) \
              ON CONFLICT (order_id, reply_to) DO UPDATE SET work_file = COALESCE(excluded.work_file, work_file), \
-             final_at = NULL",
+             final_at = NULL, pinned = NULL",
         )?
         .execute(params![id, r.stem, r.work_file])?;
         // A new answer is owed: the order's results are not all written any more.
@@ -698,12 +702,22 @@ impl Journal {
 
     /// Every answer an order owes, in the order they came.
     pub fn replies(&self, id: i64) -> Result<Vec<ReplyRow>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT reply_to, work_file, final_at FROM replies WHERE order_id = ?1 ORDER BY rowid")?;
-        let rows =
-            stmt.query_map([id], |r| Ok(ReplyRow { stem: r.get(0)?, work_file: r.get(1)?, final_at: r.get(2)? }))?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT reply_to, work_file, final_at, pinned FROM replies WHERE order_id = ?1 ORDER BY rowid",
+        )?;
+        let rows = stmt.query_map([id], |r| {
+            Ok(ReplyRow { stem: r.get(0)?, work_file: r.get(1)?, final_at: r.get(2)?, pinned: r.get(3)? })
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Fixes the final result a reply owes (see [`ReplyRow::pinned`]).
+    pub fn pin_reply(&mut self, id: i64, reply_to: &str, json: &str) -> Result<()> {
+        self.guard("pin_reply")?;
+        self.conn
+            .prepare_cached("UPDATE replies SET pinned = ?3 WHERE order_id = ?1 AND reply_to = ?2 AND pinned IS NULL")?
+            .execute(params![id, reply_to, json])?;
+        Ok(())
     }
 
     /// The reply's final result is written: that file is never written again.

@@ -77,7 +77,7 @@ impl Driver {
                 info!(folder = %dir.display(), removed = n, "temp files of an interrupted run removed");
             }
         }
-        let files = FileExec::new(s.folders.clone());
+        let files = FileExec::new(s.folders.clone()).with_key(key.clone());
         let engine = Engine::new(s, key, journal, Now::system());
         Self { engine, pos, files, notices, health, conns: HashMap::new(), waiting: HashMap::new(), next_token: 1 }
     }

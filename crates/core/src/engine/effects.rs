@@ -65,17 +65,57 @@ pub type FsFault = Box<dyn FnMut(FsStep, &Path) -> Option<std::io::Error> + Send
 pub struct FileExec {
     folders: Folders,
     fault: Option<FsFault>,
+    /// To read a result file before replacing it (see [`FileExec::apply`]).
+    key: Option<std::sync::Arc<crate::envelope::Key>>,
 }
 
 impl FileExec {
     pub fn new(folders: Folders) -> Self {
-        Self { folders, fault: None }
+        Self { folders, fault: None, key: None }
     }
 
     /// Test hook: every step asks `fault` first.
     #[cfg(any(test, feature = "fault-injection"))]
     pub fn with_faults(folders: Folders, fault: FsFault) -> Self {
-        Self { folders, fault: Some(fault) }
+        Self { folders, fault: Some(fault), key: None }
+    }
+
+    /// With the key, a result file holding a final result is never replaced by a different one.
+    pub fn with_key(mut self, key: std::sync::Arc<crate::envelope::Key>) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// Whether `outbox/<name>` holds a final result other than `text` says: the last line of
+    /// defence of "a final result never changes" (whatever raced: an HIS reusing a name while
+    /// its result was being written, a refusal of a duplicate).
+    fn keeps_final(&self, path: &Path, text: &str) -> bool {
+        use crate::envelope::Direction;
+        use crate::his::ResultMessage;
+        let Some(key) = &self.key else { return false };
+        let Ok(f) = crate::intake::open_regular(path) else { return false };
+        let mut old = Vec::new();
+        if std::io::Read::read_to_end(&mut std::io::Read::take(f, 1 << 16), &mut old).is_err() {
+            return false;
+        }
+        let parse = |b: &[u8]| key.open(Direction::ToHis, b).ok().and_then(|p| ResultMessage::parse(&p).ok());
+        let Some(old) = parse(&old) else { return false };
+        if !old.status.is_final() {
+            return false;
+        }
+        let Some(new) = parse(text.as_bytes()) else { return false };
+        let same = |m: &ResultMessage| {
+            (
+                m.status,
+                m.order_no.clone(),
+                m.refund_no.clone(),
+                m.pay_order_no.clone(),
+                m.amount.clone(),
+                m.channel.clone(),
+                m.error_code.clone(),
+            )
+        };
+        same(&old) != same(&new)
     }
 
     fn step(&mut self, s: FsStep, p: &Path) -> std::io::Result<()> {
@@ -90,6 +130,10 @@ impl FileExec {
             FileOp::WriteResult { stem, text } => {
                 let name = format!("{stem}.{}", crate::folders::RESULT_EXT);
                 let dir = self.folders.outbox.clone();
+                if self.keeps_final(&dir.join(&name), text) {
+                    tracing::warn!(file = %name, "holds another final result, which stays; this answer is not written there");
+                    return Ok(());
+                }
                 self.write_atomic(&dir, &name, text.as_bytes())
             }
             FileOp::Archive { path, day } => {

@@ -684,7 +684,8 @@ impl Engine {
                     // The same result again, into every file the order answers (an HIS that lost one).
                     let msg = self.result_message(&row);
                     for r in replies {
-                        let text = self.seal(&msg);
+                        let json = r.pinned.clone().unwrap_or_else(|| msg.to_json());
+                        let text = self.key.seal(Direction::ToHis, json.as_bytes());
                         self.file(
                             FileOp::WriteResult { stem: r.stem.clone(), text },
                             Purpose::Result { order: row.id, stem: r.stem, final_: row.state.is_final() },
@@ -1859,10 +1860,24 @@ impl Engine {
             Err(e) => return self.journal_failed(&e),
         };
         for r in replies.iter().filter(|r| r.final_at.is_none()) {
-            let text = self.seal(&msg);
+            // A reply owes the final result its order had when it became final; a later attempt
+            // (the HIS sent the order again) never changes what this file is told.
+            let json = match (&r.pinned, row.state.is_final()) {
+                (Some(p), _) => p.clone(),
+                (None, true) => {
+                    let json = msg.to_json();
+                    if let Err(e) = self.journal.pin_reply(row.id, &r.stem, &json) {
+                        self.journal_failed(&e);
+                    }
+                    json
+                }
+                (None, false) => msg.to_json(),
+            };
+            let final_ = r.pinned.is_some() || row.state.is_final();
+            let text = self.key.seal(Direction::ToHis, json.as_bytes());
             self.file(
                 FileOp::WriteResult { stem: r.stem.clone(), text },
-                Purpose::Result { order: row.id, stem: r.stem.clone(), final_: row.state.is_final() },
+                Purpose::Result { order: row.id, stem: r.stem.clone(), final_ },
             );
         }
         if let Err(e) = self.settle_files(row) {

@@ -65,7 +65,7 @@ impl T {
         let journal = Journal::open(&dir.path().join("journal.sqlite")).unwrap();
         let now = Now { mono: t0, wall: wall0 };
         let engine = Engine::new(settings(dir.path()), key.clone(), journal, now);
-        let files = FileExec::new(folders(dir.path()));
+        let files = FileExec::new(folders(dir.path())).with_key(key.clone());
         let mut t =
             T { dir, key, engine, files, t0, now: Duration::ZERO, wall0, sent: vec![], notices: vec![], nonce: 0 };
         t.engine.start(t.clock());
