@@ -1282,8 +1282,9 @@ fn report(label: &str, seeds: u64, total: &Stats, wall: Duration) {
 }
 
 /// Seeds that once found a bug (docs/reliability.md), then a fixed range, then a few random.
-const REGRESSION_SEEDS: &[u64] =
-    &[765917005, 1749824520, 796307153, 1247192153, 491, 1096, 1512, 5002, 6864, 6922, 3900, 4178, 7681];
+const REGRESSION_SEEDS: &[u64] = &[
+    765917005, 1749824520, 796307153, 1247192153, 491, 1096, 1512, 5002, 6864, 6922, 3900, 4178, 7681, 265, 8209, 8390,
+];
 
 #[test]
 fn simulation() {

@@ -1510,7 +1510,7 @@ impl Engine {
                     warn!(reference, "POS event for an unknown reference");
                     return Ok(());
                 };
-                if row.pos_evidence.is_none() {
+                if matches!(row.pos_evidence.as_deref(), None | Some("ACK")) {
                     self.journal.note_evidence(&row, "EVENT")?;
                 }
                 let is_active = self.active.as_ref().is_some_and(|a| a.pos_ref == reference && a.phase == Phase::Sent);
@@ -1674,7 +1674,7 @@ impl Engine {
         }
         if let Err(what) = check_result(&row, &r) {
             // Wrong as it is, the answer shows the POS has the transaction.
-            if row.pos_evidence.is_none() && r.status != TxnStatus::NotFound {
+            if matches!(row.pos_evidence.as_deref(), None | Some("ACK")) && r.status != TxnStatus::NotFound {
                 self.journal.note_evidence(&row, "EVENT")?;
             }
             return self.contradiction(&row, &what);
@@ -2002,15 +2002,18 @@ pub fn check_result(row: &OrderRow, r: &TxnResult) -> Result<(), String> {
 /// Whether `status` can follow what the POS said before about the same reference (`ACK`: it
 /// acknowledged the frame; `EVENT`: it showed progress; else the last status). The POS never
 /// goes back: after a final status only the same status (or, for a paid sale, its reversal)
-/// may come; once it has acknowledged or shown the transaction, "not found" is a
+/// may come; once it has shown the transaction (an EVENT, a status), "not found" is a
 /// contradiction, never a definite failure.
 pub fn consistent(before: Option<&str>, status: TxnStatus) -> bool {
     let Some(before) = before else {
         return true;
     };
     match (before, status) {
+        // An ACK says the frame arrived, not that a transaction was made (a POS busy with
+        // another answers BUSY and keeps no record): its NOT_FOUND is taken, once confirmed.
+        ("ACK", _) => true,
         (_, TxnStatus::NotFound) => false,
-        ("ACK" | "EVENT" | "IN_PROGRESS", _) => true,
+        ("EVENT" | "IN_PROGRESS", _) => true,
         (_, TxnStatus::InProgress) => false,
         ("PAID", TxnStatus::Reversed) => true,
         (b, s) => b == s.as_str(),

@@ -340,14 +340,16 @@ fn not_found_without_op_is_taken_when_confirmed() {
     assert!(matches!(frame, hisbridge_protocol::Reply::Result(TxnResult { kind: None, .. })));
 }
 
-/// After the POS acknowledged a SALE, its "not found" is a contradiction, never a failure.
+/// After the POS showed a SALE (an EVENT), its "not found" is a contradiction, never a failure;
+/// after a mere ACK of the frame (a POS busy with another keeps no record) it counts, confirmed.
 #[test]
-fn not_found_after_the_pos_acknowledged_the_sale_is_unknown() {
+fn not_found_after_the_pos_showed_the_sale_is_unknown() {
     let mut t = T::new();
     let ins = t.instruction(InstructionKind::Order, "A1", Some("+1.00"), None);
     t.file("A1", &ins);
     let r = t.last_ref();
     t.pos(SessionEvent::Delivered { reference: r.clone() });
+    t.pos(SessionEvent::Progress { reference: r.clone(), stage: Stage::WaitScan });
     t.pos(SessionEvent::LinkLost);
     for _ in 0..3 {
         t.advance(Duration::from_secs(60));
@@ -359,6 +361,16 @@ fn not_found_after_the_pos_acknowledged_the_sale_is_unknown() {
     let next = t.instruction(InstructionKind::Order, "A2", Some("+2.00"), None);
     t.file("A2", &next);
     assert_eq!(t.last_ref(), "A2.1");
+    let r2 = t.last_ref();
+    // Only acknowledged, then lost: NOT_FOUND twice, a query interval apart, is a failure.
+    t.pos(SessionEvent::Delivered { reference: r2.clone() });
+    t.pos(SessionEvent::LinkLost);
+    t.advance(Duration::from_secs(6));
+    t.pos(SessionEvent::Result(with(&r2, None, TxnStatus::NotFound, None)));
+    assert_eq!(t.state("A2"), State::Unknown);
+    t.advance(Duration::from_secs(6));
+    t.pos(SessionEvent::Result(with(&r2, None, TxnStatus::NotFound, None)));
+    assert_eq!(t.state("A2"), State::Failed);
 }
 
 /// Defect 6: a RESULT is checked against the request.
