@@ -74,6 +74,7 @@ fn main() {
         let mut lines = 0u64;
         while !s2.load(std::sync::atomic::Ordering::Relaxed) {
             let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { continue };
+            let _ = s.set_write_timeout(Some(std::time::Duration::from_millis(100)));
             while s.write_all(b"HB1.K1.ORD.garbage\n").is_ok() && !s2.load(std::sync::atomic::Ordering::Relaxed) {
                 lines += 1;
             }

@@ -215,3 +215,26 @@ fn a_fifo_in_the_outbox_blocks_nothing() {
     h.eventually("refused with its reason", || h.cfg.folders.error.join("Q1.ord.reason.txt").exists());
     assert_eq!(h.pay("Q2", "+2.00").status, Status::Success, "the bridge goes on");
 }
+
+/// A client flooding the socket with garbage (reconnecting as fast as it is closed) does not keep
+/// a file order from being paid.
+#[test]
+fn a_garbage_socket_flood_does_not_starve_the_folder_channel() {
+    use std::io::Write;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let h = Harness::with(hisbridge_sim::SimConfig::default(), &format!("[socket]\nport = {port}\n"));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s2 = stop.clone();
+    let flood = std::thread::spawn(move || {
+        while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+            let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { continue };
+            let _ = s.set_write_timeout(Some(std::time::Duration::from_millis(100)));
+            while !s2.load(std::sync::atomic::Ordering::Relaxed) && s.write_all(b"HB1.K1.ORD.garbage\n").is_ok() {}
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let r = h.pay("SF1", "+1.00");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flood.join().unwrap();
+    assert_eq!(r.status, Status::Success);
+}

@@ -265,7 +265,8 @@ impl Scanner {
                 _ => None,
             })
             .collect();
-        tracker.retain(&|n| names.iter().any(|x| x == n));
+        let listed: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
+        tracker.retain(&|n| listed.contains(n));
         // Valid instructions first: a flood of broken files never holds a real order back, and
         // each listing refuses at most `MAX_REFUSALS` (the next listing follows at once).
         let mut valid = Vec::new();
@@ -290,8 +291,10 @@ impl Scanner {
             let marked = markers.contains(name);
             let verdict = tracker.observe(name, meta.len(), meta.modified().ok(), marked, now);
             let give_up = tracker.should_give_up(name, now);
-            if tracker.known_bad(name) && !give_up && verdict == Verdict::Wait {
-                continue; // unchanged since its last failed read
+            // Unchanged since its last failed read: nothing new to read until it has had its
+            // time, and then only while this listing may still refuse.
+            if tracker.known_bad(name) && (!give_up || out.len() + refused.len() >= MAX_REFUSALS) {
+                continue;
             }
             // A verified tag proves the file is complete, so a valid file is taken at once; one
             // that does not verify yet waits until it is stable and then until `give_up` (a

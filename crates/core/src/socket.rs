@@ -192,8 +192,11 @@ async fn connection(conn: u64, stream: TcpStream, key: Arc<Key>, tx: mpsc::Sende
     }
 }
 
-async fn finish(writer: tokio::task::JoinHandle<()>, out_tx: mpsc::UnboundedSender<String>) {
-    // Results still owed go out before the connection closes its write side.
+async fn finish(mut writer: tokio::task::JoinHandle<()>, out_tx: mpsc::UnboundedSender<String>) {
+    // Results still owed go out before the connection closes its write side; a client that
+    // does not read them within a second is closed all the same (the socket goes with the task).
     drop(out_tx);
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), writer).await;
+    if tokio::time::timeout(std::time::Duration::from_secs(1), &mut writer).await.is_err() {
+        writer.abort();
+    }
 }

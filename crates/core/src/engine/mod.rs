@@ -402,19 +402,9 @@ impl Engine {
         &self.attention
     }
 
-    /// Whether a transaction may be running at the POS or an outcome is open.
-    pub fn is_busy(&self) -> bool {
-        self.active.is_some()
-    }
-
     /// The journal (for the simulation's checks and the shell's start-up).
     pub fn journal(&self) -> &Journal {
         &self.journal
-    }
-
-    /// Ends the engine and gives back its journal.
-    pub fn into_journal(self) -> Journal {
-        self.journal
     }
 
     fn begin(&mut self, now: Now) {
@@ -1690,7 +1680,8 @@ impl Engine {
         }
         if r.status != TxnStatus::NotFound {
             self.not_found.remove(&row.id);
-            self.journal.note_evidence(&row, evidence_of(row.pos_evidence.as_deref(), r.status))?;
+            // What the POS said last (not "not found") is what a later answer must agree with.
+            self.journal.note_evidence(&row, r.status.as_str())?;
         } else {
             let interval = self.s.timeouts.query_interval;
             let confirmed =
@@ -2018,11 +2009,6 @@ pub fn consistent(before: Option<&str>, status: TxnStatus) -> bool {
         ("PAID", TxnStatus::Reversed) => true,
         (b, s) => b == s.as_str(),
     }
-}
-
-/// What to remember after `status`: the last thing the POS said that is not "not found".
-fn evidence_of(_before: Option<&str>, status: TxnStatus) -> &'static str {
-    status.as_str()
 }
 
 pub(crate) fn fmt_amount(fen: i64) -> String {
