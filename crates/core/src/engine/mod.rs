@@ -1519,28 +1519,11 @@ impl Engine {
             }
             PosEvent::Session(SessionEvent::Result(r)) => self.on_result(r),
             PosEvent::Session(SessionEvent::Busy { reference, current }) => {
-                let Some(a) = self.active.as_ref().filter(|a| a.pos_ref == reference && a.phase == Phase::Sent) else {
+                if self.active.as_ref().is_none_or(|a| a.pos_ref != reference) {
                     return Ok(());
-                };
-                let id = a.id;
-                self.clear_active();
-                let Some(row) = self.journal.get(id)?.filter(|r| r.state == State::Sent) else {
-                    return Ok(());
-                };
+                }
                 let msg = format!("POS busy with {current}");
-                let row = self.journal.transition(
-                    &row,
-                    Cause::PosRefused,
-                    State::Failed,
-                    &Update {
-                        error_code: Some(ErrorCode::PosBusy.as_str()),
-                        pos_message: Some(&msg),
-                        detail: Some(&msg),
-                        ..Default::default()
-                    },
-                )?;
-                self.finished(&row);
-                Ok(())
+                self.refused_by_pos(ErrorCode::PosBusy, None, &msg)
             }
             PosEvent::Session(SessionEvent::Totals(t)) => {
                 self.journal.save_pos_totals(&t)?;
@@ -1565,28 +1548,7 @@ impl Engine {
                     self.answer_totals(&date, Err(format!("the POS refused TOTALS: {code} {message}")));
                     return Ok(());
                 }
-                let Some(a) = self.active.as_ref().filter(|a| a.phase == Phase::Sent) else {
-                    return Ok(());
-                };
-                let id = a.id;
-                self.clear_active();
-                let Some(row) = self.journal.get(id)?.filter(|r| r.state == State::Sent) else {
-                    return Ok(());
-                };
-                let row = self.journal.transition(
-                    &row,
-                    Cause::PosRefused,
-                    State::Failed,
-                    &Update {
-                        error_code: Some(ErrorCode::Declined.as_str()),
-                        pos_code: Some(&code),
-                        pos_message: Some(&message),
-                        detail: Some(&message),
-                        ..Default::default()
-                    },
-                )?;
-                self.finished(&row);
-                Ok(())
+                self.refused_by_pos(ErrorCode::Declined, Some(&code), &message)
             }
             PosEvent::Session(SessionEvent::Delivered { reference }) => {
                 if let Some(row) = self.journal.by_pos_ref(&reference)?.filter(|r| r.pos_evidence.is_none()) {
@@ -1600,6 +1562,32 @@ impl Engine {
             }
             PosEvent::Session(SessionEvent::Connected { .. } | SessionEvent::DeviceMismatch { .. }) => Ok(()),
         }
+    }
+
+    /// The POS refused the SALE/REFUND just sent (`BUSY`, `ERROR`): nothing started there, so
+    /// the order failed definitely.
+    fn refused_by_pos(&mut self, code: ErrorCode, pos_code: Option<&str>, msg: &str) -> Result<(), JournalError> {
+        let Some(id) = self.active.as_ref().filter(|a| a.phase == Phase::Sent).map(|a| a.id) else {
+            return Ok(());
+        };
+        self.clear_active();
+        let Some(row) = self.journal.get(id)?.filter(|r| r.state == State::Sent) else {
+            return Ok(());
+        };
+        let row = self.journal.transition(
+            &row,
+            Cause::PosRefused,
+            State::Failed,
+            &Update {
+                error_code: Some(code.as_str()),
+                pos_code,
+                pos_message: Some(msg),
+                detail: Some(msg),
+                ..Default::default()
+            },
+        )?;
+        self.finished(&row);
+        Ok(())
     }
 
     fn answer_info(&mut self, res: Result<PosInfo, String>) {
