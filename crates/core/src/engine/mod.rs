@@ -1417,25 +1417,26 @@ impl Engine {
     }
 
     fn on_deadline(&mut self) -> Result<(), JournalError> {
-        let Some(a) = self.active.take() else {
+        let Some((id, phase)) = self.active.as_ref().map(|a| (a.id, a.phase)) else {
             return Ok(());
         };
-        self.clear_active();
-        let Some(row) = self.journal.get(a.id)? else {
-            return Ok(());
-        };
-        match (a.phase, row.kind) {
-            (Phase::Sent | Phase::Paying, Kind::Sale) if !row.state.is_final() => {
+        let row = self.journal.get(id)?;
+        match (phase, row) {
+            // Still running at the POS: cancelled there (the active transaction stays, now
+            // waiting for the cancel's outcome).
+            (Phase::Sent | Phase::Paying, Some(row)) if row.kind == Kind::Sale && !row.state.is_final() => {
                 warn!(key = row.key, "patient did not finish in time");
-                self.active = Some(a);
                 self.cancel(row, CancelledBy::Timeout)?;
             }
-            (Phase::Sent | Phase::Paying, Kind::Refund) | (Phase::Cancelling, _) => {
+            (Phase::Sent | Phase::Paying | Phase::Cancelling, Some(row)) if !row.state.is_final() => {
                 warn!(key = row.key, "no answer from POS in time: outcome unknown, will query");
                 self.lost(&row, "no answer in time")?;
             }
-            (Phase::Querying, _) => warn!(key = row.key, "query unanswered; will ask again"),
-            _ => {}
+            (Phase::Querying, Some(row)) => {
+                warn!(key = row.key, "query unanswered; will ask again");
+                self.clear_active();
+            }
+            _ => self.clear_active(),
         }
         Ok(())
     }
@@ -1775,16 +1776,12 @@ impl Engine {
     }
 
     fn finished(&mut self, row: &OrderRow) {
-        if !self.attention.contains_key(&Attention::PosContradiction) {
-            self.deliver(row);
-            return;
-        }
         self.deliver(row);
-        // The contradiction is over when no order is left open after one.
-        if let Ok(open) = self.journal.open_orders() {
-            if !open.iter().any(|o| o.state == State::Unknown) {
-                self.clear(Attention::PosContradiction);
-            }
+        // A contradiction's attention is over when no order is left UNKNOWN after it.
+        if self.attention.contains_key(&Attention::PosContradiction)
+            && self.journal.open_orders().is_ok_and(|open| !open.iter().any(|o| o.state == State::Unknown))
+        {
+            self.clear(Attention::PosContradiction);
         }
     }
 
