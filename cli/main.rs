@@ -2,6 +2,7 @@
 
 mod check;
 mod demo;
+mod driver;
 mod report;
 mod service;
 mod setup;
@@ -79,6 +80,12 @@ enum Cmd {
     Service {
         #[command(subcommand)]
         cmd: service::ServiceCmd,
+    },
+    /// The WinUSB driver package for an Android POS: write its INF (with the POS's own IDs),
+    /// install a signed one.
+    Driver {
+        #[command(subcommand)]
+        cmd: driver::DriverCmd,
     },
     /// Generate a new shared AES-256 key file.
     Keygen {
@@ -248,6 +255,7 @@ fn main() -> Result<()> {
             println!("wrote {} ({} entries)", out.display(), names.len());
             Ok(())
         }
+        Cmd::Driver { cmd } => driver::run(cmd),
         Cmd::Devices { json } => {
             let found = hisbridge_core::transport::discover::find_all();
             if json {

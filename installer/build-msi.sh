@@ -23,7 +23,7 @@ printf 'MsiShortcutProperty\tShortcut_\tPropertyKey\tPropVariantValue\ns72\ts72\
   "$aumid" > "$idt/MsiShortcutProperty.idt"
 msibuild "$out" -i "$idt/MsiShortcutProperty.idt"
 # Install properties reach the elevated setup step in managed installs only when secure.
-secure="WIX_DOWNGRADE_DETECTED;WIX_UPGRADE_DETECTED;DATADIR;POSPORT;POSTRANSPORT;BAUD;DEVICEID;TERMINALS;SOCKETPORT;KEYFILE;HISACCOUNT;SERVICE"
+secure="WIX_DOWNGRADE_DETECTED;WIX_UPGRADE_DETECTED;DATADIR;POSPORT;POSTRANSPORT;BAUD;DEVICEID;TERMINALS;SOCKETPORT;KEYFILE;HISACCOUNT;SERVICE;WINUSBDRIVER"
 msibuild "$out" -q "UPDATE \`Property\` SET \`Value\` = '$secure' WHERE \`Property\` = 'SecureCustomProperties'"
 rm -rf "$idt"
 ls -l "$out"

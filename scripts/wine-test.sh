@@ -86,7 +86,7 @@ echo "== silent install with properties"
 msiexec /i "$(winepath -w "$msi1")" /qn /l*v "$(winepath -w "$D/install.log")" \
   POSPORT=COM5 DEVICEID=POS-0001 "TERMINALS=W01,W02" SOCKETPORT="$port" KEYFILE="$(winepath -w "$D/agreed.key")" \
   || fail "msiexec /i exit $?"
-for f in hisbridge.exe hisbridge-tray.exe docs/install.md docs/his-interface.md; do
+for f in hisbridge.exe hisbridge-tray.exe docs/install.md docs/his-interface.md docs/pos-protocol.md drivers/hisbridge-android-accessory.inf; do
   [ -f "$progdir/$f" ] || fail "$f not installed"
 done
 ok "programs in Program Files"

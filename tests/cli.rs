@@ -270,3 +270,18 @@ fn setup_prepares_a_data_folder_as_the_msi_calls_it() {
     let (ok, out) = hisbridge(&["setup", "--data-dir", data.to_str().unwrap(), "--service", "1"]);
     assert!(!ok && out.contains("systemd"), "{out}");
 }
+
+#[test]
+fn driver_inf_binds_winusb_to_the_accessory_and_the_pos_named() {
+    let (ok, text) = hisbridge(&["driver", "inf"]);
+    assert!(ok, "{text}");
+    assert!(text.contains(r"USB\VID_18D1&PID_2D00") && text.contains(r"USB\VID_18D1&PID_2D01&MI_00"), "{text}");
+    assert!(text.contains("Include = winusb.inf") && text.contains("Needs   = WINUSB.NT"), "{text}");
+    assert!(!text.contains(r"= USB_Install, USB\VID_2FB8"), "no POS line unless asked: {text}");
+    let (ok, text) = hisbridge(&["driver", "inf", "--pos", "usb:2fb8:0001"]);
+    assert!(ok, "{text}");
+    // Both device sections (64-bit and 32-bit Windows) name the POS's MTP interface.
+    assert_eq!(text.matches(r"%NormalMode%   = USB_Install, USB\VID_2FB8&PID_0001&MI_00").count(), 2, "{text}");
+    let (ok, text) = hisbridge(&["driver", "inf", "--pos", "COM5"]);
+    assert!(!ok && text.contains("usb:"), "{text}");
+}

@@ -84,9 +84,14 @@ struct Gadget {
 impl Gadget {
     /// Starts the gadget for the simulator's pty and points this process's preload at its testbed.
     fn start(sim: &SimHandle, mode: &str) -> Gadget {
+        Gadget::start_with(sim, mode, &[])
+    }
+
+    fn start_with(sim: &SimHandle, mode: &str, args: &[&str]) -> Gadget {
         let mut child = Command::new("/usr/bin/python3")
             .arg(gadget_script())
             .args(["--pty", sim.port_path(), "--mode", mode, "--driver", "pos_vendor"])
+            .args(args)
             // The gadget is the device, not a program under test: no preload for it.
             .env_remove("LD_PRELOAD")
             .env_remove("UMOCKDEV_DIR")
@@ -144,9 +149,20 @@ impl Drop for Gadget {
 /// A bridge configured with `port` (and `[pos]` lines) whose POS is the emulated device.
 /// The gadget comes first so that it outlives the harness.
 fn harness(sim: SimConfig, mode: &str, port: &str, pos_lines: &str, extra: &str) -> (Gadget, Harness) {
+    harness_with(sim, mode, &[], port, pos_lines, extra)
+}
+
+fn harness_with(
+    sim: SimConfig,
+    mode: &str,
+    args: &[&str],
+    port: &str,
+    pos_lines: &str,
+    extra: &str,
+) -> (Gadget, Harness) {
     let mut gadget = None;
     let h = Harness::with_pos(sim, extra, |sim| {
-        gadget = Some(Gadget::start(sim, mode));
+        gadget = Some(Gadget::start_with(sim, mode, args));
         (port.to_string(), pos_lines.to_string())
     });
     (gadget.unwrap(), h)
@@ -280,4 +296,151 @@ fn devices_lists_the_pos_and_what_to_configure() {
     g.cmd("unplug");
     let text = run(&["devices"]);
     assert!(!text.contains("2fb8"), "{text}");
+}
+
+// -- Android Open Accessory ---------------------------------------------------------------------
+
+const AOA: &str = "transport = \"aoa\"\n";
+
+fn link_reason(h: &Harness) -> String {
+    match h.bridge.as_ref().unwrap().pos.status().link {
+        Link::PortClosed { reason } => reason,
+        other => format!("{other:?}"),
+    }
+}
+
+#[test]
+fn payment_over_android_accessory() {
+    if !under_umockdev("payment_over_android_accessory") {
+        return;
+    }
+    let (mut g, mut h) = harness(SimConfig::default(), "aoa", "usb:2fb8:0001", AOA, "");
+    h.eventually("POS ready as an Android accessory", || ready(&h));
+    assert!(port_shown(&h).starts_with("Android accessory 18d1:2d01 N5-0001"), "{}", port_shown(&h));
+    // Switched once, with the identification strings of pos-protocol.md §7.C, in index order.
+    let status = g.cmd("status");
+    assert!(status.contains(&"mode accessory app open switches 1".to_string()), "{status:?}");
+    let strings: Vec<&String> = status.iter().filter(|l| l.starts_with("string ")).collect();
+    assert_eq!(
+        strings,
+        [
+            "string 0 HIS Bridge",
+            "string 1 POS Link",
+            "string 2 HIS Bridge cashier POS link",
+            "string 3 1",
+            "string 4 urn:hisbridge:pos-link:1",
+            &format!("string 5 {DEVICE}"),
+        ]
+    );
+    // The accessory interface was claimed, not ADB beside it.
+    assert!(status[0].starts_with("claimed 0 "), "{status:?}");
+
+    let r = h.pay("A0001", "+12.30");
+    assert_eq!(r.status, Status::Success);
+    assert_eq!((r.channel.as_deref(), r.device_id.as_str()), (Some("WECHAT"), DEVICE));
+    assert_eq!(r.pay_order_no, h.sim.ledger().get("A0001.1").unwrap().pay_order_no);
+    let stem = h.send(&Harness::order("W01", "A0001", "-5.00", Some("R1")));
+    assert_eq!(h.wait(&stem).status, Status::Refunded);
+    assert_eq!(h.pay("A0002", "+1.91").status, Status::Failed, "declined by the wallet");
+    assert_eq!(h.sim.ledger().charged().len(), 1);
+    h.stop();
+}
+
+#[test]
+fn android_pos_found_by_asking_get_protocol() {
+    if !under_umockdev("android_pos_found_by_asking_get_protocol") {
+        return;
+    }
+    let (_g, h) = harness(SimConfig::default(), "aoa", "auto", AOA, "");
+    h.eventually("POS ready as an Android accessory", || ready(&h));
+    assert_eq!(h.pay("A0100", "+3.00").status, Status::Success);
+}
+
+/// The app closes (or the POS restarts) while the patient is paying: the accessory disappears,
+/// the POS comes back in its normal mode, the bridge switches it again and settles the payment
+/// by QUERY, never by a second SALE.
+fn accessory_lost_mid_payment(how: &str) {
+    let sim =
+        SimConfig { scan_delay: Duration::from_secs(3), script: [Outcome::Silent].into(), ..SimConfig::default() };
+    let (mut g, h) = harness(sim, "aoa", "usb:2fb8:0001:N5-0001", AOA, "");
+    h.eventually("POS ready as an Android accessory", || ready(&h));
+    let stem = h.send(&Harness::order("W01", "A0200", "+6.00", None));
+    h.eventually("SALE at the POS", || h.sim.ledger().get("A0200.1").is_some());
+    g.cmd(how);
+    let r = h.wait(&stem);
+    assert_eq!(r.status, Status::Success, "{r:?}");
+    let ledger = h.sim.ledger();
+    assert_eq!(ledger.sales_for("A0200").len(), 1, "exactly one SALE: never re-sent");
+    assert_eq!(r.pay_order_no, ledger.get("A0200.1").unwrap().pay_order_no);
+    let queried = h.sim.trace.lock().unwrap().iter().any(|(r, m, _)| r == "A0200.1" && *m == Mark::QueryReceived);
+    assert!(queried, "the outcome was asked for");
+    let j = h.journal();
+    let states: Vec<String> =
+        j.events(j.get_by_key("A0200").unwrap().unwrap().id).unwrap().into_iter().map(|e| e.1).collect();
+    assert!(states.contains(&"UNKNOWN".to_string()), "went through the unknown-outcome state: {states:?}");
+    let status = g.cmd("status");
+    assert!(status.contains(&"mode accessory app open switches 2".to_string()), "switched again: {status:?}");
+    assert_eq!(h.pay("A0201", "+2.00").status, Status::Success);
+}
+
+#[test]
+fn accessory_closed_by_the_app_mid_payment_is_settled_by_query() {
+    if !under_umockdev("accessory_closed_by_the_app_mid_payment_is_settled_by_query") {
+        return;
+    }
+    accessory_lost_mid_payment("app-close");
+}
+
+#[test]
+fn android_pos_rebooting_mid_payment_is_switched_again_and_queried() {
+    if !under_umockdev("android_pos_rebooting_mid_payment_is_switched_again_and_queried") {
+        return;
+    }
+    accessory_lost_mid_payment("reboot");
+}
+
+#[test]
+fn accessory_filter_that_does_not_match_gets_no_link() {
+    if !under_umockdev("accessory_filter_that_does_not_match_gets_no_link") {
+        return;
+    }
+    // An app whose accessory_filter.xml says another model never opens the accessory: the
+    // bridge switches the device and waits for HELLO's answer, sending no money command.
+    let (mut g, h) = harness_with(SimConfig::default(), "aoa", &["--filter-model", "Other"], "usb:2fb8:0001", AOA, "");
+    h.eventually("link open on the accessory", || h.bridge.as_ref().unwrap().pos.status().link == Link::Handshaking);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(g.cmd("status").contains(&"mode accessory app - switches 1".to_string()));
+    assert_eq!(h.bridge.as_ref().unwrap().pos.status().link, Link::Handshaking);
+    assert!(h.sim.ledger().charged().is_empty());
+}
+
+#[test]
+fn device_without_accessory_mode_is_refused_with_a_reason() {
+    if !under_umockdev("device_without_accessory_mode_is_refused_with_a_reason") {
+        return;
+    }
+    let (mut g, h) = harness_with(SimConfig::default(), "aoa", &["--aoa-version", "0"], "usb:2fb8:0001", AOA, "");
+    h.eventually("refused", || link_reason(&h).contains("answers GET_PROTOCOL with 0"));
+    assert!(link_reason(&h).contains("transport = \"serial\""), "{}", link_reason(&h));
+    assert!(g.cmd("status").contains(&"mode normal app - switches 0".to_string()));
+}
+
+#[test]
+fn devices_shows_android_devices_that_speak_aoa() {
+    if !under_umockdev("devices_shows_android_devices_that_speak_aoa") {
+        return;
+    }
+    let sim = hisbridge_sim::spawn_on_pty(SimConfig::default()).unwrap();
+    let _g = Gadget::start(&sim, "aoa");
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_hisbridge")).args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = run(&["devices"]);
+    assert!(text.contains("Android, accessory mode (AOA 2)"), "{text}");
+    assert!(text.contains("config: port = \"usb:2fb8:0001:N5-0001\" with transport = \"aoa\""), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&run(&["devices", "--json"])).unwrap();
+    assert_eq!(json["usb_devices"][0]["aoa"], 2);
+    assert_eq!(json["usb_devices"][0]["transport"], "aoa");
 }

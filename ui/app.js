@@ -18,7 +18,7 @@ const T = {
     settings: "设置", setFolders: "文件夹", inbox: "收件夹（HIS 写指令）", outbox: "结果夹（HIS 读结果）",
     errorDir: "错误夹", socketPort: "本机套接字端口（空 = 关闭）", setPos: "POS", baud: "波特率",
     serviceNote: "由 HIS Bridge 服务驱动 POS，本窗口只显示状态（取消、暂停、测试请停止服务或由 HIS 操作）。",
-    posPort: "POS 端口", transport: "连接方式", transportSerial: "串口（COM）", transportUsb: "USB 直连（需 WinUSB 驱动）",
+    posPort: "POS 端口", transport: "连接方式", transportSerial: "串口（COM）", transportUsb: "USB 直连（需 WinUSB 驱动）", transportAoa: "安卓 POS（USB 配件模式）",
     portHint: "可填 COM 口名，或 usb:厂商号:产品号[:序列号]（按 USB 标识查找，COM 号变化也能找到）。",
     byIdentity: "按 USB 标识", looksLikePos: "像是 POS",
     terminals: "收费终端号（逗号分隔）", setTimeouts: "超时（秒）", scanSecs: "等待扫码", passwordSecs: "等待输入密码",
@@ -46,7 +46,7 @@ const T = {
     settings: "Settings", setFolders: "Folders", inbox: "Inbox (the HIS writes instructions)", outbox: "Outbox (the HIS reads results)",
     errorDir: "Error folder", socketPort: "Localhost socket port (empty = off)", setPos: "POS", baud: "Baud rate",
     serviceNote: "The HIS Bridge service drives the POS; this window shows its status only (to cancel, pause or test, stop the service or use the HIS).",
-    posPort: "POS port", transport: "Connection", transportSerial: "Serial (COM port)", transportUsb: "Raw USB (needs the WinUSB driver)",
+    posPort: "POS port", transport: "Connection", transportSerial: "Serial (COM port)", transportUsb: "Raw USB (needs the WinUSB driver)", transportAoa: "Android POS (USB accessory mode)",
     portHint: "A COM port name, or usb:VID:PID[:SERIAL] (found by USB identity, whatever COM number Windows gives it).",
     byIdentity: "by USB identity", looksLikePos: "looks like a POS",
     terminals: "Software terminal IDs (comma-separated)", setTimeouts: "Timeouts (seconds)", scanSecs: "Waiting for the scan",
@@ -227,7 +227,7 @@ function loadSettings() {
   tauri.core.invoke("list_ports").then((ports) => {
     choices = ports;
     const label = (p) => [p.detail, p.by_identity ? t("byIdentity") : "", p.looks_like_pos ? t("looksLikePos") : "",
-      p.transport === "usb" ? t("transportUsb") : ""].filter(Boolean).join(" · ");
+      p.transport === "usb" ? t("transportUsb") : "", p.transport === "aoa" ? t("transportAoa") : ""].filter(Boolean).join(" · ");
     $("ports").replaceChildren(...ports.map((p) => el("option", { value: p.value }, label(p) || p.value)));
     $("port-hint").textContent = t("portHint");
   });

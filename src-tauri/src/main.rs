@@ -378,9 +378,11 @@ fn list_ports() -> Vec<PortChoice> {
         }
     }
     for d in found.usb_devices.iter().filter(|d| d.looks_like_pos.is_some()) {
+        // An Android POS is reached through accessory mode; anything else with a bulk pair raw.
+        let transport = if d.transport == Some("aoa") { TransportKind::Aoa } else { TransportKind::Usb };
         out.push(PortChoice {
             value: d.config.clone(),
-            transport: TransportKind::Usb,
+            transport,
             detail: format!(
                 "USB {:04X}:{:04X} {} {}{}",
                 d.vid,

@@ -8,6 +8,14 @@ The bytes of the bulk pair are carried to and from a pseudo-terminal where the P
 (`hisbridge sim-pos`) answers, so the payment logic is the simulator's and only the cable is
 emulated.
 
+With `--mode aoa` the device is an Android POS: in its normal mode (MTP and ADB interfaces) it
+answers the Android Open Accessory requests (GET_PROTOCOL with `--aoa-version`, SEND_STRING,
+START); after START it leaves the bus and comes back as Google's accessory 18d1:2d01 with the
+same serial number, whose first interface carries the bulk pair. The emulated POS app opens the
+accessory only when the identification strings match its accessory filter (`--filter-*`), as
+Android does; commands `app-close` and `reboot` make the accessory disappear and the device come
+back in its normal mode, as an app closing its accessory or a POS restarting does.
+
 With `--mode acm` the device is a CDC-ACM POS instead: its tty (ttyACM0, then ttyACM1 after
 being plugged again, as a renumbered COM port) appears in sysfs under the USB device, and its
 device node leads to the simulator's pseudo-terminal, for the serial transport's lookup by USB
@@ -40,15 +48,26 @@ URB_TYPE_CONTROL, URB_TYPE_BULK = 2, 3
 DEBUG = bool(os.environ.get("POS_GADGET_DEBUG"))
 URB_SIZE = 56  # struct usbdevfs_urb on 64-bit Linux
 EP_IN, EP_OUT, MAX_PACKET = 0x81, 0x01, 512
+AOA_GET_PROTOCOL, AOA_SEND_STRING, AOA_START = 51, 52, 53
+ACCESSORY_VID, ACCESSORY_PID = 0x18D1, 0x2D01  # accessory + ADB
 
 
 def endpoint(address, attributes, max_packet, interval=0):
     return struct.pack("<BBBBHB", 7, 5, address, attributes, max_packet, interval)
 
 
-def descriptors(vid, pid, mode):
+def descriptors(vid, pid, mode, accessory=False):
     device = struct.pack("<BBHBBBBHHHBBBB", 18, 1, 0x0200, 0, 0, 0, 64, vid, pid, 0x0100, 1, 2, 3, 1)
-    if mode == "acm":
+    adb = bytes([9, 4, 1, 0, 2, 0xFF, 0x42, 0x01, 0]) + endpoint(0x82, 2, MAX_PACKET) + endpoint(0x02, 2, MAX_PACKET)
+    if mode == "aoa" and accessory:
+        body = bytes([9, 4, 0, 0, 2, 0xFF, 0xFF, 0, 0]) + endpoint(EP_IN, 2, MAX_PACKET) + endpoint(EP_OUT, 2, MAX_PACKET) + adb
+        n_ifaces = 2
+    elif mode == "aoa":
+        # MTP (still image class) with its event endpoint, and ADB.
+        body = (bytes([9, 4, 0, 0, 3, 0x06, 0x01, 0x01, 0]) + endpoint(EP_IN, 2, MAX_PACKET)
+                + endpoint(EP_OUT, 2, MAX_PACKET) + endpoint(0x83, 3, 28, 6) + adb)
+        n_ifaces = 2
+    elif mode == "acm":
         body = (bytes([9, 4, 0, 0, 1, 0x02, 0x02, 0x01, 0])  # CDC control: interrupt IN
                 + bytes([5, 0x24, 0x00, 0x10, 0x01])  # CDC header functional descriptor
                 + endpoint(0x83, 3, 16, 10)
@@ -88,24 +107,39 @@ class Gadget:
         self.gen = 0
         self.handlers = []  # never detached: a program may still hold an fd of an old node
         self.acm = None  # (master, slave, watch) of the tty's pty while plugged in (acm mode)
+        self.accessory = False  # aoa mode: in accessory mode now
+        self.aoa_strings = {}  # SEND_STRING index -> text, as last written by the host
+        self.app_open = False  # aoa mode: the POS app opened the accessory (its filter matched)
+        self.switches = 0
         self.pty = os.open(args.pty, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
         GLib.io_add_watch(self.pty, GLib.PRIORITY_DEFAULT, GLib.IO_IN, self.on_pty)
         GLib.io_add_watch(sys.stdin.fileno(), GLib.PRIORITY_DEFAULT, GLib.IO_IN | GLib.IO_HUP, self.on_stdin)
 
     # -- the bus ---------------------------------------------------------------------------
+    def ids(self):
+        if self.accessory:
+            return ACCESSORY_VID, ACCESSORY_PID
+        return int(self.args.vid, 16), int(self.args.pid, 16)
+
     def plug(self):
         self.devnum += 1
         self.devnode = "/dev/bus/usb/001/%03d" % self.devnum
-        vid, pid = int(self.args.vid, 16), int(self.args.pid, 16)
+        vid, pid = self.ids()
         self.syspath = self.testbed.add_device(
             "usb", "usb1/1-1", None,
-            ["idVendor", self.args.vid, "idProduct", self.args.pid, "serial", self.args.serial,
+            ["idVendor", "%04x" % vid, "idProduct", "%04x" % pid, "serial", self.args.serial,
              "manufacturer", self.args.manufacturer, "product", self.args.product,
              "busnum", "1", "devnum", str(self.devnum), "speed", "480", "bConfigurationValue", "1",
              "dev", "189:%d" % self.devnum],
             ["DEVNAME", self.devnode, "DEVTYPE", "usb_device", "SUBSYSTEM", "usb",
              "BUSNUM", "001", "DEVNUM", "%03d" % self.devnum, "PRODUCT", "%x/%x/100" % (vid, pid)])
-        self.testbed.set_attribute_binary(self.syspath, "descriptors", descriptors(vid, pid, self.args.mode))
+        self.testbed.set_attribute_binary(self.syspath, "descriptors",
+                                          descriptors(vid, pid, self.args.mode, self.accessory))
+        if self.accessory:
+            s = self.aoa_strings
+            f = self.args
+            self.app_open = (s.get(0) == f.filter_manufacturer and s.get(1) == f.filter_model
+                             and s.get(3) == f.filter_version)
         # add_device() records the node in sysfs only; libusb also lists /dev/bus/usb.
         node = self.testbed.get_root_dir() + self.devnode
         os.makedirs(os.path.dirname(node), exist_ok=True)
@@ -159,6 +193,7 @@ class Gadget:
 
     def unplug(self):
         self.present = False
+        self.app_open = False
         if self.acm:
             master, slave, watch = self.acm
             GLib.source_remove(watch)
@@ -285,7 +320,23 @@ class Gadget:
                 i = value & 0xFF
                 answer = bytes([4, 3, 0x09, 0x04]) if i == 0 else string_descriptor(self.strings.get(i, ""))
             elif rtype == 0x80 and req == 6 and value >> 8 == 1:
-                answer = descriptors(int(self.args.vid, 16), int(self.args.pid, 16), self.args.mode)[:18]
+                vid, pid = self.ids()
+                answer = descriptors(vid, pid, self.args.mode, self.accessory)[:18]
+            elif self.args.mode == "aoa" and not self.accessory and rtype == 0xC0 and req == AOA_GET_PROTOCOL:
+                answer = struct.pack("<H", self.args.aoa_version)
+            elif (self.args.mode == "aoa" and not self.accessory and self.args.aoa_version
+                  and rtype == 0x40 and req == AOA_SEND_STRING):
+                data = bytes(buf.retrieve()[8:8 + wlen])
+                self.aoa_strings[index] = data.split(b"\0")[0].decode("utf-8", "replace")
+                client.complete(0, 0)
+                self.finish(urb, 0, wlen)
+                return
+            elif self.args.mode == "aoa" and not self.accessory and self.args.aoa_version and rtype == 0x40 and req == AOA_START:
+                client.complete(0, 0)
+                self.finish(urb, 0, 0)
+                # The device drops off the bus and comes back as the accessory.
+                GLib.timeout_add(150, self.become_accessory)
+                return
             if answer is None:
                 client.complete(0, 0)
                 self.finish(urb, -errno.EPIPE, 0)  # stall
@@ -294,17 +345,37 @@ class Gadget:
             buf.update(8, answer)
             client.complete(0, 0)
             self.finish(urb, 0, len(answer))
-        elif typ == URB_TYPE_BULK and ep == EP_OUT and self.claimed and self.args.mode == "bulk":
+        elif typ == URB_TYPE_BULK and ep == EP_OUT and self.claimed and self.carries():
             data = bytes(buf.retrieve()) if buf else b""
-            os.write(self.pty, data)
+            if self.args.mode == "bulk" or self.app_open:
+                os.write(self.pty, data)
             client.complete(0, 0)
             self.finish(urb, 0, len(data))
-        elif typ == URB_TYPE_BULK and ep == EP_IN and self.claimed and self.args.mode == "bulk":
+        elif typ == URB_TYPE_BULK and ep == EP_IN and self.claimed and self.carries():
             client.complete(0, 0)
             self.pending_in.append((urb, buf, length))
             self.deliver()
         else:
             client.complete(-1, errno.EINVAL)
+
+    def carries(self):
+        """Whether the bulk pair is the POS link now (always in bulk mode; the accessory's)."""
+        return self.args.mode == "bulk" or (self.args.mode == "aoa" and self.accessory)
+
+    def become_accessory(self):
+        if self.present and not self.accessory:
+            self.unplug()
+            self.accessory = True
+            self.switches += 1
+            self.plug()
+        return False
+
+    def back_to_normal(self):
+        """The accessory goes away and the device comes back in its normal mode."""
+        if self.present:
+            self.unplug()
+        self.accessory = False
+        self.plug()
 
     def deliver(self):
         while self.pending_in and self.from_pos:
@@ -322,7 +393,7 @@ class Gadget:
             return True
         except OSError:
             return False
-        if self.present and self.args.mode == "bulk":
+        if self.present and (self.args.mode == "bulk" or self.app_open):
             self.from_pos += data
             self.deliver()
         elif self.present and self.acm:
@@ -348,10 +419,19 @@ class Gadget:
         if cmd == "unplug" and self.present:
             self.unplug()
         elif cmd == "plug" and not self.present:
+            # Plugged in again, an Android device starts in its normal mode.
+            self.accessory = False
             self.plug()
+        elif cmd in ("app-close", "reboot"):
+            self.back_to_normal()
         elif cmd == "status":
             print("claimed", ",".join(str(i) for i in sorted(self.claimed)) or "-", "driver", self.driver or "-",
                   "tty", self.tty or "-", flush=True)
+            if self.args.mode == "aoa":
+                print("mode", "accessory" if self.accessory else "normal", "app", "open" if self.app_open else "-",
+                      "switches", self.switches, flush=True)
+                for i in sorted(self.aoa_strings):
+                    print("string %d %s" % (i, self.aoa_strings[i]), flush=True)
         print("ok", cmd, flush=True)
         return True
 
@@ -365,13 +445,17 @@ class Gadget:
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pty", required=True, help="pseudo-terminal of the POS simulator")
-    p.add_argument("--mode", choices=["bulk", "acm"], default="bulk")
+    p.add_argument("--mode", choices=["bulk", "acm", "aoa"], default="bulk")
     p.add_argument("--vid", default="2fb8")
     p.add_argument("--pid", default="0001")
     p.add_argument("--serial", default="N5-0001")
     p.add_argument("--manufacturer", default="HIS Bridge Test")
     p.add_argument("--product", default="Smart POS (emulated)")
     p.add_argument("--driver", default="", help="a kernel driver bound at plug-in, to be detached")
+    p.add_argument("--aoa-version", type=int, default=2, help="aoa mode: the GET_PROTOCOL answer (0: no AOA)")
+    p.add_argument("--filter-manufacturer", default="HIS Bridge", help="aoa mode: the POS app's accessory filter")
+    p.add_argument("--filter-model", default="POS Link")
+    p.add_argument("--filter-version", default="1")
     Gadget(p.parse_args()).run()
 
 

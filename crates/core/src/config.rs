@@ -251,12 +251,7 @@ impl Config {
             .ok_or_else(|| field("pos.port", "is required (e.g. \"COM5\", \"/dev/ttyACM0\" or \"usb:2fb8:0001\")"))?;
         let target = crate::transport::PosTarget::parse(&port).map_err(|e| field("pos.port", e))?;
         let transport = raw.pos.transport.unwrap_or_default();
-        if transport == crate::transport::TransportKind::Usb && !matches!(target, crate::transport::PosTarget::Usb(_)) {
-            return Err(field(
-                "pos.transport",
-                format!("\"usb\" needs the POS named by USB identity in pos.port (usb:VID:PID[:SERIAL]), not {port:?}"),
-            ));
-        }
+        crate::transport::check(&target, transport).map_err(|e| field("pos.transport", e))?;
         let port = port.trim().to_string();
         let baud = raw.pos.baud.unwrap_or(DEFAULT_BAUD);
         if ![9600, 19200, 38400, 57600, 115_200].contains(&baud) {

@@ -112,7 +112,8 @@ pub fn spawn(cfg: PosConfig) -> (PosHandle, mpsc::UnboundedReceiver<PosEvent>) {
 }
 
 fn open(cfg: &PosConfig) -> Result<crate::transport::Link, String> {
-    crate::transport::open(&cfg.target, cfg.transport, cfg.baud)
+    let device = cfg.session.expected_device.as_deref().unwrap_or("");
+    crate::transport::open(&cfg.target, cfg.transport, cfg.baud, device)
 }
 
 async fn drive(
@@ -125,9 +126,11 @@ async fn drive(
     // A POS named by USB identity may come back on another port or address: hotplug events
     // (where libusb has them) wake the reopen loop early; polling finds it everywhere.
     let wake = Arc::new(tokio::sync::Notify::new());
-    let _hotplug = match &cfg.target {
-        crate::transport::PosTarget::Usb(id) => crate::transport::usb::watch(id, wake.clone()),
-        crate::transport::PosTarget::Port(_) => None,
+    // An Android POS comes back under other IDs in accessory mode: any arrival wakes it.
+    let _hotplug = match (&cfg.target, cfg.transport) {
+        (_, crate::transport::TransportKind::Aoa) => crate::transport::usb::watch(None, wake.clone()),
+        (crate::transport::PosTarget::Usb(id), _) => crate::transport::usb::watch(Some(id), wake.clone()),
+        (_, _) => None,
     };
     loop {
         let c = cfg.clone();

@@ -3,6 +3,7 @@
 //! Everything here is sans-IO: no sockets, ports, threads or clocks. Callers feed bytes and
 //! `now`, and take back bytes to write, events and the next deadline.
 
+pub mod aoa;
 pub mod frame;
 #[doc(hidden)]
 pub mod fuzz;

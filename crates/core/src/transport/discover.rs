@@ -134,10 +134,21 @@ pub struct UsbDeviceEntry {
     /// Why strings could not be read (no permission, no WinUSB driver, ...).
     pub open_error: Option<String>,
     pub interfaces: Vec<InterfaceEntry>,
-    /// `vendor-bulk` or `cdc-data` when an interface carries a POS link.
+    /// `vendor-bulk` or `cdc-data` when an interface carries a POS link; `android` for a device
+    /// that answers the accessory request, `android-accessory` for one already switched.
     pub looks_like_pos: Option<&'static str>,
+    /// The Android Open Accessory version the device answered `GET_PROTOCOL` with.
+    pub aoa: Option<u16>,
     /// What to write in `[pos] port` for this device.
     pub config: String,
+    /// What to write in `[pos] transport` for it, when it looks like a POS.
+    pub transport: Option<&'static str>,
+}
+
+/// Whether a device is worth asking `GET_PROTOCOL`: an Android device in its normal mode shows
+/// MTP/PTP (class 06, or vendor-specific MTP) or ADB, and is no hub, keyboard or disk.
+fn may_be_android(ifaces: &[hisbridge_protocol::usb::Interface]) -> bool {
+    ifaces.iter().any(|i| i.class == 0x06 || i.class == 0xFF)
 }
 
 /// The USB devices on this PC (root hubs left out).
@@ -150,16 +161,20 @@ pub fn usb_devices() -> Result<Vec<UsbDeviceEntry>, String> {
         if d.class_code() == 0x09 {
             continue; // hubs
         }
-        let (mut serial, mut manufacturer, mut product, mut open_error) = (None, None, None, None);
+        let (mut serial, mut manufacturer, mut product, mut open_error, mut aoa) = (None, None, None, None, None);
+        let ifaces = interfaces(&dev).unwrap_or_default();
+        let accessory = hisbridge_protocol::aoa::is_accessory(d.vendor_id(), d.product_id());
         match dev.open() {
             Ok(h) => {
                 serial = serial_number(&h, &dev);
                 manufacturer = h.read_manufacturer_string_ascii(&d).ok();
                 product = h.read_product_string_ascii(&d).ok();
+                if !accessory && may_be_android(&ifaces) {
+                    aoa = super::aoa::protocol(&h).ok().flatten();
+                }
             }
             Err(e) => open_error = Some(explain_open_error(e)),
         }
-        let ifaces = interfaces(&dev).unwrap_or_default();
         let (selected, skipped) = select_pos_interface(&ifaces);
         let interfaces = ifaces
             .iter()
@@ -202,10 +217,25 @@ pub fn usb_devices() -> Result<Vec<UsbDeviceEntry>, String> {
             product,
             open_error,
             interfaces,
-            looks_like_pos: selected.map(|s| match s.kind {
-                PosInterfaceKind::VendorBulk => "vendor-bulk",
-                PosInterfaceKind::CdcData => "cdc-data",
-            }),
+            looks_like_pos: if aoa.is_some() {
+                Some("android")
+            } else if accessory && selected.is_some() {
+                Some("android-accessory")
+            } else {
+                selected.map(|s| match s.kind {
+                    PosInterfaceKind::VendorBulk => "vendor-bulk",
+                    PosInterfaceKind::CdcData => "cdc-data",
+                })
+            },
+            transport: if aoa.is_some() || (accessory && selected.is_some()) {
+                Some("aoa")
+            } else {
+                selected.map(|s| match s.kind {
+                    PosInterfaceKind::VendorBulk => "usb",
+                    PosInterfaceKind::CdcData => "serial",
+                })
+            },
+            aoa,
             config: id.to_string(),
         });
     }
@@ -276,9 +306,11 @@ pub fn render(found: &Found) -> String {
             d.serial.as_deref().unwrap_or("-"),
             d.manufacturer.as_deref().unwrap_or(""),
             d.product.as_deref().unwrap_or(""),
-            match d.looks_like_pos {
-                Some(kind) => format!("  <- looks like a POS ({kind})"),
-                None => String::new(),
+            match (d.aoa, d.looks_like_pos) {
+                (Some(v), _) => format!("  <- Android, accessory mode (AOA {v})"),
+                (None, Some("android-accessory")) => "  <- an Android device in accessory mode".to_string(),
+                (None, Some(kind)) => format!("  <- looks like a POS ({kind})"),
+                (None, None) => String::new(),
             }
         );
         if let Some(e) = &d.open_error {
@@ -303,8 +335,8 @@ pub fn render(found: &Found) -> String {
                 note
             );
         }
-        if d.looks_like_pos.is_some() {
-            let _ = writeln!(s, "      config: port = \"{}\" with transport = \"usb\"", d.config);
+        if let Some(t) = d.transport {
+            let _ = writeln!(s, "      config: port = \"{}\" with transport = \"{t}\"", d.config);
         }
     }
     s

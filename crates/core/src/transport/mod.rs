@@ -5,11 +5,14 @@
 //! - **serial**: a COM port (USB CDC-ACM or a USB-serial adapter), found by name or by the USB
 //!   identity of the device behind it, so Windows renumbering COM ports does not matter;
 //! - **usb**: raw USB bulk transfers through libusb ([`usb`]), for POS models that present a
-//!   vendor-specific interface instead of a COM port (docs/pos-protocol.md §7).
+//!   vendor-specific interface instead of a COM port (docs/pos-protocol.md §7);
+//! - **aoa**: an Android POS switched into Android Open Accessory mode ([`aoa`]), then the same
+//!   bulk transfers on the accessory's interface (§7.C).
 //!
 //! A link's reader returns [`std::io::ErrorKind::TimedOut`] when nothing arrived within its poll
 //! interval, and any other error when the link is gone (port closed, device unplugged).
 
+pub mod aoa;
 pub mod discover;
 pub mod usb;
 
@@ -79,8 +82,11 @@ impl fmt::Display for UsbId {
 pub enum PosTarget {
     /// A serial port by its name (`COM5`, `/dev/ttyACM0`).
     Port(String),
-    /// A USB device by its identity: its COM port (serial transport) or the device itself (usb).
+    /// A USB device by its identity: its COM port (serial transport) or the device itself (usb,
+    /// aoa).
     Usb(UsbId),
+    /// `auto`: the one Android device that answers the accessory request (aoa only).
+    Auto,
 }
 
 impl PosTarget {
@@ -91,6 +97,8 @@ impl PosTarget {
         }
         if t.starts_with("usb:") {
             UsbId::parse(t).map(PosTarget::Usb)
+        } else if t.eq_ignore_ascii_case("auto") {
+            Ok(PosTarget::Auto)
         } else {
             Ok(PosTarget::Port(t.to_string()))
         }
@@ -102,6 +110,7 @@ impl fmt::Display for PosTarget {
         match self {
             PosTarget::Port(p) => f.write_str(p),
             PosTarget::Usb(id) => id.fmt(f),
+            PosTarget::Auto => f.write_str("auto"),
         }
     }
 }
@@ -115,6 +124,8 @@ pub enum TransportKind {
     Serial,
     /// Raw USB bulk transfers (libusb); the target must be a USB identity.
     Usb,
+    /// An Android POS in accessory mode (AOA); the target is its USB identity or `auto`.
+    Aoa,
 }
 
 impl TransportKind {
@@ -122,6 +133,7 @@ impl TransportKind {
         match self {
             TransportKind::Serial => "serial",
             TransportKind::Usb => "usb",
+            TransportKind::Aoa => "aoa",
         }
     }
 }
@@ -135,9 +147,36 @@ pub struct Link {
     pub writer: Box<dyn Write + Send>,
 }
 
-/// Opens the POS link. The error is a sentence for the log and the cashier's status line.
-pub fn open(target: &PosTarget, kind: TransportKind, baud: u32) -> Result<Link, String> {
+/// Whether this transport can reach a POS named this way; the error is for `pos.transport`.
+pub fn check(target: &PosTarget, kind: TransportKind) -> Result<(), String> {
     match (kind, target) {
+        (TransportKind::Serial, PosTarget::Port(_) | PosTarget::Usb(_)) => Ok(()),
+        (TransportKind::Usb, PosTarget::Usb(_)) => Ok(()),
+        (TransportKind::Aoa, PosTarget::Usb(_) | PosTarget::Auto) => Ok(()),
+        (TransportKind::Usb, _) => {
+            Err(format!("\"usb\" needs the POS named by USB identity in pos.port (usb:VID:PID[:SERIAL]), not \"{target}\""))
+        }
+        (TransportKind::Aoa, PosTarget::Port(p)) => Err(format!(
+            "\"aoa\" needs the Android POS named by USB identity in pos.port (usb:VID:PID[:SERIAL]) or \"auto\", not {p:?}"
+        )),
+        (TransportKind::Serial, PosTarget::Auto) => {
+            Err("pos.port = \"auto\" finds an Android POS: it needs transport = \"aoa\"".into())
+        }
+    }
+}
+
+/// Opens the POS link. `device_id` is the POS the bridge is configured for (an Android POS is
+/// told it in its accessory serial string). The error is a sentence for the log and the
+/// cashier's status line.
+pub fn open(target: &PosTarget, kind: TransportKind, baud: u32, device_id: &str) -> Result<Link, String> {
+    check(target, kind)?;
+    match (kind, target) {
+        (TransportKind::Aoa, PosTarget::Usb(id)) => {
+            aoa::open(&aoa::Android::Id(id.clone()), &hisbridge_protocol::aoa::Identity::bridge(device_id))
+        }
+        (TransportKind::Aoa, _) => {
+            aoa::open(&aoa::Android::Auto, &hisbridge_protocol::aoa::Identity::bridge(device_id))
+        }
         (TransportKind::Serial, PosTarget::Port(name)) => open_serial(name, name.clone(), baud),
         (TransportKind::Serial, PosTarget::Usb(id)) => {
             let name = discover::serial_port_of(id)?;
@@ -145,9 +184,7 @@ pub fn open(target: &PosTarget, kind: TransportKind, baud: u32) -> Result<Link, 
             open_serial(&name, shown, baud)
         }
         (TransportKind::Usb, PosTarget::Usb(id)) => usb::open(id),
-        (TransportKind::Usb, PosTarget::Port(name)) => {
-            Err(format!("transport \"usb\" needs the POS named as usb:VID:PID, not the port {name:?}"))
-        }
+        (_, target) => Err(check(target, kind).err().unwrap_or_else(|| format!("cannot open {target}"))),
     }
 }
 
@@ -183,7 +220,12 @@ mod tests {
 
     #[test]
     fn usb_transport_needs_a_usb_identity() {
-        let e = open(&PosTarget::Port("COM5".into()), TransportKind::Usb, 115_200).err().unwrap();
+        let e = open(&PosTarget::Port("COM5".into()), TransportKind::Usb, 115_200, "P1").err().unwrap();
         assert!(e.contains("usb:VID:PID"), "{e}");
+        let e = open(&PosTarget::Port("COM5".into()), TransportKind::Aoa, 115_200, "P1").err().unwrap();
+        assert!(e.contains("\"auto\""), "{e}");
+        let e = open(&PosTarget::Auto, TransportKind::Serial, 115_200, "P1").err().unwrap();
+        assert!(e.contains("transport = \"aoa\""), "{e}");
+        assert_eq!(PosTarget::parse("AUTO").unwrap(), PosTarget::Auto);
     }
 }

@@ -66,8 +66,14 @@ pub fn serial_number<T: UsbContext>(handle: &DeviceHandle<T>, dev: &Device<T>) -
     handle.read_serial_number_string(lang, &d, STRING_TIMEOUT).ok().map(|s| s.trim().to_string())
 }
 
-/// Starts libusb; the error says what is missing.
+/// Starts libusb; the error says what is missing. On Windows libusb goes through UsbDk where it
+/// is installed (it reaches any device without replacing its driver: an Android POS keeps MTP),
+/// and through WinUSB otherwise (docs/install.md §6).
 pub fn context() -> Result<Context, String> {
+    #[cfg(windows)]
+    if let Ok(ctx) = Context::with_options(&[rusb::UsbOption::use_usbdk()]) {
+        return Ok(ctx);
+    }
     Context::new().map_err(|e| {
         if cfg!(target_os = "linux") && !std::path::Path::new("/dev/bus/usb").exists() {
             "no USB devices are present (/dev/bus/usb does not exist)".to_string()
@@ -92,10 +98,10 @@ pub fn explain_open_error(e: rusb::Error) -> String {
     }
 }
 
-struct Candidate {
-    device: Device<Context>,
-    handle: DeviceHandle<Context>,
-    serial: Option<String>,
+pub(super) struct Candidate {
+    pub(super) device: Device<Context>,
+    pub(super) handle: DeviceHandle<Context>,
+    pub(super) serial: Option<String>,
 }
 
 /// Opens the POS by its USB identity and claims its interface.
@@ -148,10 +154,11 @@ pub fn open(id: &UsbId) -> Result<Link, String> {
         let why: Vec<String> = skipped.iter().map(|s| format!("interface {}: {}", s.interface, s.reason)).collect();
         return Err(format!("{id}: no interface carries a POS link ({})", why.join("; ")));
     };
-    claim(c, sel, id)
+    claim(c, sel, id, "USB")
 }
 
-fn claim(c: Candidate, sel: Selected, id: &UsbId) -> Result<Link, String> {
+/// Claims the chosen interface; `what` starts the link's name (`USB`, `Android accessory`).
+pub(super) fn claim(c: Candidate, sel: Selected, id: &UsbId, what: &str) -> Result<Link, String> {
     let h = c.handle;
     if rusb::supports_detach_kernel_driver() {
         if let Ok(true) = h.kernel_driver_active(sel.interface) {
@@ -171,7 +178,7 @@ fn claim(c: Candidate, sel: Selected, id: &UsbId) -> Result<Link, String> {
         }
     }
     let name = format!(
-        "USB {:04x}:{:04x}{} (bus {} address {}, interface {}, endpoints {:02x}/{:02x})",
+        "{what} {:04x}:{:04x}{} (bus {} address {}, interface {}, endpoints {:02x}/{:02x})",
         id.vid,
         id.pid,
         c.serial.as_deref().map(|s| format!(" {s}")).unwrap_or_default(),
@@ -293,18 +300,19 @@ impl rusb::Hotplug<Context> for Wake {
     }
 }
 
-/// Starts a hotplug watch for devices with these IDs; `None` where libusb has no hotplug.
-pub fn watch(id: &UsbId, wake: Arc<tokio::sync::Notify>) -> Option<HotplugWatch> {
+/// Starts a hotplug watch for devices with these IDs (any device for `None`: an Android POS
+/// comes back under other IDs in accessory mode); `None` where libusb has no hotplug.
+pub fn watch(id: Option<&UsbId>, wake: Arc<tokio::sync::Notify>) -> Option<HotplugWatch> {
     if !rusb::has_hotplug() {
         return None;
     }
     let ctx = Context::new().ok()?;
-    let reg = rusb::HotplugBuilder::new()
-        .vendor_id(id.vid)
-        .product_id(id.pid)
-        .enumerate(false)
-        .register(ctx.clone(), Box::new(Wake(wake)))
-        .ok()?;
+    let mut builder = rusb::HotplugBuilder::new();
+    if let Some(id) = id {
+        builder.vendor_id(id.vid).product_id(id.pid);
+    }
+    builder.enumerate(false);
+    let reg = builder.register(ctx.clone(), Box::new(Wake(wake))).ok()?;
     let stop = Arc::new(AtomicBool::new(false));
     let stop_t = stop.clone();
     std::thread::Builder::new()
