@@ -3,6 +3,7 @@
 mod check;
 mod demo;
 mod driver;
+mod poscheck;
 mod report;
 mod service;
 mod setup;
@@ -87,6 +88,10 @@ enum Cmd {
         #[command(subcommand)]
         cmd: driver::DriverCmd,
     },
+    /// The conformance kit for POS vendors: drive a POS through every clause of
+    /// docs/pos-protocol.md and print pass or fail per clause (with the bytes of a failure).
+    /// Exits 1 when a clause fails.
+    PosCheck(poscheck::PosCheckArgs),
     /// Generate a new shared AES-256 key file.
     Keygen {
         /// Key id written into every envelope (1-32 of A-Z a-z 0-9 _ -).
@@ -118,6 +123,11 @@ struct SimArgs {
     scan_ms: u64,
     #[arg(long, default_value_t = 600)]
     paying_ms: u64,
+    /// A deliberately broken POS (for `hisbridge pos-check` and HIS tests), comma-separated:
+    /// wrong-amount (every final RESULT one fen off), missing-fields (no pay_no or channel),
+    /// swallow-results (no RESULT, only QUERY tells), query-lag-ms=N (QUERY blind for N ms).
+    #[arg(long)]
+    lie: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -256,6 +266,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::Driver { cmd } => driver::run(cmd),
+        Cmd::PosCheck(a) => poscheck::run(a),
         Cmd::Devices { json } => {
             let found = hisbridge_core::transport::discover::find_all();
             if json {
@@ -331,6 +342,17 @@ fn sim_pos(a: SimArgs) -> Result<()> {
         ledger_file: a.ledger,
         ..Default::default()
     };
+    for lie in a.lie.as_deref().unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match lie.split_once('=') {
+            None if lie == "wrong-amount" => cfg.lies.wrong_amounts = u32::MAX,
+            None if lie == "missing-fields" => cfg.lies.missing_fields = u32::MAX,
+            None if lie == "swallow-results" => cfg.lies.swallowed_results = u32::MAX,
+            Some(("query-lag-ms", ms)) => {
+                cfg.lies.query_lag = Duration::from_millis(ms.parse().with_context(|| format!("--lie {lie}"))?)
+            }
+            _ => bail!("unknown --lie {lie:?} (wrong-amount, missing-fields, swallow-results, query-lag-ms=N)"),
+        }
+    }
     if let Some(s) = a.script {
         for item in s.split(',').filter(|s| !s.is_empty()) {
             cfg.script.push_back(
@@ -363,8 +385,20 @@ fn sim_on_pty(cfg: hisbridge_sim::SimConfig, link: Option<PathBuf>) -> Result<()
         std::os::unix::fs::symlink(sim.port_path(), &l)?;
         println!("linked {} -> {}", l.display(), sim.port_path());
     }
+    println!("pid {} (SIGUSR1 restarts the POS app: link state and memory lost, ledger kept)", std::process::id());
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    rt.block_on(tokio::signal::ctrl_c())?;
+    rt.block_on(async {
+        let mut usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
+        loop {
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => return r,
+                _ = usr1.recv() => {
+                    sim.faults.restart.store(true, std::sync::atomic::Ordering::SeqCst);
+                    println!("restarting the POS app");
+                }
+            }
+        }
+    })?;
     Ok(())
 }
 

@@ -77,6 +77,8 @@ pub struct SimConfig {
     pub script: VecDeque<Outcome>,
     /// Where to keep the ledger as JSON (optional).
     pub ledger_file: Option<PathBuf>,
+    /// Deliberate breaches of the protocol (a broken POS, for tests and `hisbridge pos-check`).
+    pub lies: Lies,
 }
 
 impl Default for SimConfig {
@@ -89,6 +91,7 @@ impl Default for SimConfig {
             paying_delay: Duration::from_millis(600),
             script: VecDeque::new(),
             ledger_file: None,
+            lies: Lies::default(),
         }
     }
 }
@@ -259,6 +262,7 @@ impl Pos {
 
     /// A POS whose link starts at sequence number `first_seq` (deterministic runs).
     pub fn with_seq(cfg: SimConfig, ledger: Arc<Mutex<Ledger>>, first_seq: u16) -> Self {
+        let lies = cfg.lies.clone();
         Self {
             trace: Trace::default(),
             cfg,
@@ -267,7 +271,7 @@ impl Pos {
             current: None,
             delayed: Vec::new(),
             wall: None,
-            lies: Lies::default(),
+            lies,
             arrived: BTreeMap::new(),
         }
     }
