@@ -2,7 +2,8 @@
 # Every test of the project, on a fresh Debian 12 machine with the Rust toolchain.
 # Installs what it needs (apt packages for the Tauri app, Python's cryptography), then runs:
 #   1. formatting and lints;  2. the core's unit and end-to-end tests (the USB transport's
-#      against a POS emulated by umockdev: they must run here, not skip);  3. the demo;
+#      against a POS emulated by umockdev, the bridge and pos-check against pos-sdk/java: they
+#      must run here, not skip), pos-sdk/java's own JUnit tests;  3. the demo;
 #   4. the published vectors against an independent AES-GCM;  5. fuzzing (nightly, cargo-fuzz);
 #   6. the tray app under Xvfb: command layer, smoke test, and WebDriver end-to-end tests
 #      (tauri-driver + WebKitWebDriver);  7. the Windows build (client DLL, hisbridge.exe,
@@ -16,7 +17,7 @@ step() { printf '\n==== %s ====\n' "$*"; }
 
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
 apt_need=(libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev pkg-config xvfb xauth webkit2gtk-driver dbus
-  umockdev gir1.2-umockdev-1.0 python3-gi)
+  umockdev gir1.2-umockdev-1.0 python3-gi junit4)
 missing=()
 for p in "${apt_need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -30,8 +31,9 @@ if ! command -v javac >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq default-jdk-headless >/dev/null
 fi
 
-# The USB tests skip where umockdev is missing; here it was installed above, so they must run.
-export HISBRIDGE_REQUIRE_UMOCKDEV=1
+# The USB tests skip where umockdev is missing, the POS SDK's end-to-end tests where there is no
+# JDK; both were installed above, so they must run.
+export HISBRIDGE_REQUIRE_UMOCKDEV=1 HISBRIDGE_REQUIRE_JAVA=1
 
 step "format and lints (core)"
 cargo fmt --all -- --check
@@ -47,6 +49,9 @@ cargo test -- --skip crash_at_every_step
 
 step "crash test (SIGKILL at every step and at random moments)"
 cargo test --test crash -- --nocapture
+
+step "pos-sdk/java: the POS side as a library (JUnit)"
+pos-sdk/java/test.sh target/pos-sdk-java
 
 step "demo"
 cargo run -q -- demo > /tmp/hisbridge-demo.out
