@@ -652,12 +652,20 @@ impl Run {
             Reply::Busy { reference, current } if reference == other && current == held => {}
             other => return Err(format!("answered {other:?}, not BUSY|ref=<second>|current=<running> (§4.2)").into()),
         }
+        let refund = format!("{}@R9.1", self.r("B"));
+        self.w.command(&format!("REFUND|ref={refund}|orig={}|amount=1", self.r("B.1")))?;
+        match self.w.reply(Duration::from_secs(3), &mut Vec::new(), |r| {
+            matches!(r, Reply::Busy { .. }) || matches!(r, Reply::Result(t) if t.reference == refund)
+        })? {
+            Reply::Busy { reference, current } if reference == refund && current == held => {}
+            other => return Err(format!("a REFUND while a SALE runs got {other:?}, not BUSY (§4.2)").into()),
+        }
         let t = self.query(&held)?;
         if t.status != TxnStatus::InProgress || t.kind != Some(TxnKind::Sale) {
             return Err(format!("QUERY of the running SALE says {t:?}, not IN_PROGRESS op=SALE").into());
         }
         self.ping().map_err(|e| format!("PING while a transaction runs: {}", e.why))?;
-        Ok("BUSY names the running ref; QUERY IN_PROGRESS and PING answered meanwhile".into())
+        Ok("a second SALE and a REFUND get BUSY naming the running ref; QUERY IN_PROGRESS and PING answered".into())
     }
 
     fn cancel(&mut self) -> Outcome {
@@ -815,7 +823,7 @@ const CLAUSES: &[Clause] = &[
     ("§4.1 QUERY", "QUERY answers a finished ref from the record", Run::query_paid),
     ("§4.5 NOT_FOUND", "QUERY of an unknown ref answers NOT_FOUND", Run::not_found),
     ("§3.2 lost RESULT", "a RESULT never acknowledged is found by QUERY", Run::lost_result),
-    ("§4.2 BUSY", "a second SALE while one runs gets BUSY; QUERY and PING still answered", Run::busy),
+    ("§4.2 BUSY", "a SALE or REFUND while one runs gets BUSY; QUERY and PING still answered", Run::busy),
     ("§4.2 CANCEL", "CANCEL of a running SALE gives CANCELLED", Run::cancel),
     ("§4.2 REFUND §5.5", "a refund gives REFUNDED, confirmed by QUERY", Run::refund),
     ("§4.5 refund failure", "refunding more than was paid gives FAILED op=REFUND", Run::refund_too_much),

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use hisbridge_protocol::link::LinkConfig;
 use hisbridge_protocol::SessionConfig;
 use tokio::sync::{broadcast, mpsc};
 
@@ -64,7 +65,18 @@ impl Bridge {
             target: cfg.pos.target.clone(),
             transport: cfg.pos.transport,
             baud: cfg.pos.baud,
-            session: SessionConfig { expected_device: Some(cfg.pos.device_id.clone()), ..SessionConfig::default() },
+            session: SessionConfig {
+                expected_device: Some(cfg.pos.device_id.clone()),
+                link: LinkConfig {
+                    // On a serial line the windows count from the end of a frame's transmission.
+                    byte_time: match cfg.pos.transport {
+                        crate::transport::TransportKind::Serial => LinkConfig::byte_time_at(cfg.pos.baud),
+                        _ => Duration::ZERO,
+                    },
+                    ..LinkConfig::default()
+                },
+                ..SessionConfig::default()
+            },
             reopen_interval: Duration::from_secs(1),
         });
         let (health_tx, health) = tokio::sync::watch::channel(Health::new());

@@ -279,6 +279,8 @@ pub enum ErrorCode {
     RefundExceeds,
     #[serde(rename = "E_PAYMENT_DECLINED")]
     Declined,
+    #[serde(rename = "E_REFUND_FAILED")]
+    RefundFailed,
     #[serde(rename = "E_POS_NOT_RECEIVED")]
     PosNotReceived,
     #[serde(rename = "E_POS_BUSY")]
@@ -287,6 +289,8 @@ pub enum ErrorCode {
     Timeout,
     #[serde(rename = "E_CANCELLED")]
     Cancelled,
+    #[serde(rename = "E_POS_CANCELLED")]
+    PosCancelled,
     #[serde(rename = "E_NOT_CANCELLABLE")]
     NotCancellable,
     #[serde(rename = "E_STALE")]
@@ -318,10 +322,12 @@ impl ErrorCode {
             ErrorCode::RefundOriginal => "E_REFUND_ORIGINAL",
             ErrorCode::RefundExceeds => "E_REFUND_EXCEEDS",
             ErrorCode::Declined => "E_PAYMENT_DECLINED",
+            ErrorCode::RefundFailed => "E_REFUND_FAILED",
             ErrorCode::PosNotReceived => "E_POS_NOT_RECEIVED",
             ErrorCode::PosBusy => "E_POS_BUSY",
             ErrorCode::Timeout => "E_TIMEOUT",
             ErrorCode::Cancelled => "E_CANCELLED",
+            ErrorCode::PosCancelled => "E_POS_CANCELLED",
             ErrorCode::NotCancellable => "E_NOT_CANCELLABLE",
             ErrorCode::Stale => "E_STALE",
             ErrorCode::Replay => "E_REPLAY",
@@ -352,10 +358,12 @@ impl ErrorCode {
             ErrorCode::RefundOriginal => "退款找不到已支付的原订单",
             ErrorCode::RefundExceeds => "退款金额超过可退金额",
             ErrorCode::Declined => "支付失败",
+            ErrorCode::RefundFailed => "退款失败，钱包未退款",
             ErrorCode::PosNotReceived => "POS未收到该笔交易，未扣款，可重新发起",
             ErrorCode::PosBusy => "POS正在处理其他交易",
             ErrorCode::Timeout => "患者未在规定时间内完成支付，交易已撤销",
             ErrorCode::Cancelled => "交易已取消",
+            ErrorCode::PosCancelled => "交易已在POS上撤销，未扣款",
             ErrorCode::NotCancellable => "订单已完成，不能取消",
             ErrorCode::Stale => "报文已过期或HIS与本机时钟相差过大",
             ErrorCode::Replay => "重复报文（重放），已拒收",

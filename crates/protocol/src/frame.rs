@@ -73,6 +73,8 @@ pub fn encode(payload: &[u8]) -> Result<Vec<u8>, FrameError> {
 pub struct Deframer {
     buf: Vec<u8>,
     started: Option<Instant>,
+    /// The time a byte takes on the line: a frame gets its transmission time on top of the window.
+    byte_time: Duration,
     stray: usize,
     out: VecDeque<Token>,
 }
@@ -80,6 +82,12 @@ pub struct Deframer {
 impl Deframer {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A deframer for a line where a byte takes `byte_time` (a serial line's speed): a frame must
+    /// be complete within 500 ms plus its own transmission time of its STX.
+    pub fn with_byte_time(byte_time: Duration) -> Self {
+        Self { byte_time, ..Self::default() }
     }
 
     pub fn push(&mut self, bytes: &[u8], now: Instant) {
@@ -162,7 +170,9 @@ impl Deframer {
 
     /// When a partly received frame must be given up.
     pub fn deadline(&self) -> Option<Instant> {
-        self.started.map(|t| t + INTER_BYTE_TIMEOUT)
+        let frame_len =
+            if self.buf.len() >= 3 { u16::from_be_bytes([self.buf[1], self.buf[2]]) as usize + 5 } else { 5 };
+        self.started.map(|t| t + INTER_BYTE_TIMEOUT + self.byte_time * frame_len as u32)
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -238,5 +248,29 @@ mod tests {
         // The next frame decodes normally.
         d.push(&f, t0 + INTER_BYTE_TIMEOUT);
         assert_eq!(d.poll(), Some(Token::Frame(b"0001|PING".to_vec())));
+    }
+
+    #[test]
+    fn a_long_frame_at_9600_baud_has_its_transmission_time() {
+        let byte = crate::link::LinkConfig::byte_time_at(9600);
+        assert_eq!(byte, Duration::from_nanos(1_041_666));
+        let f = encode(&[b'x'; MAX_PAYLOAD]).unwrap();
+        let t0 = Instant::now();
+        let mut d = Deframer::with_byte_time(byte);
+        // 1029 bytes at 960 bytes/s: the last arrives ~1.07 s after the STX.
+        for (i, b) in f.iter().enumerate() {
+            let now = t0 + byte * i as u32;
+            d.handle_timeout(now);
+            d.push(&[*b], now);
+        }
+        assert!(matches!(d.poll(), Some(Token::Frame(p)) if p.len() == MAX_PAYLOAD));
+        // Without the line speed the same bytes are a truncated frame.
+        let mut d = Deframer::new();
+        for (i, b) in f.iter().enumerate() {
+            let now = t0 + byte * i as u32;
+            d.handle_timeout(now);
+            d.push(&[*b], now);
+        }
+        assert!(matches!(d.poll(), Some(Token::Invalid(FrameError::Truncated { .. }))));
     }
 }

@@ -16,11 +16,26 @@ pub struct LinkConfig {
     pub ack_timeout: Duration,
     /// How many times a frame is re-sent before the link reports failure.
     pub max_retries: u32,
+    /// The time one byte takes on the line (10 bits at the baud rate; zero on USB): the ACK
+    /// timeout counts from the end of the frame's transmission, and a frame being received
+    /// gets its transmission time on top of the 500 ms window (docs/pos-protocol.md §2.3, §3.2).
+    pub byte_time: Duration,
 }
 
 impl Default for LinkConfig {
     fn default() -> Self {
-        Self { ack_timeout: Duration::from_millis(300), max_retries: 3 }
+        Self { ack_timeout: Duration::from_millis(300), max_retries: 3, byte_time: Duration::ZERO }
+    }
+}
+
+impl LinkConfig {
+    /// The byte time of a serial line at `baud` (8N1: 10 bits a byte).
+    pub fn byte_time_at(baud: u32) -> Duration {
+        Duration::from_nanos(10_000_000_000 / u64::from(baud.max(1)))
+    }
+
+    fn ack_deadline(&self, now: Instant, frame_len: usize) -> Instant {
+        now + self.ack_timeout + self.byte_time * frame_len as u32
     }
 }
 
@@ -74,7 +89,7 @@ impl Link {
     pub fn new(cfg: LinkConfig, first_seq: u16) -> Self {
         Self {
             cfg,
-            deframer: Deframer::new(),
+            deframer: Deframer::with_byte_time(cfg.byte_time),
             queue: VecDeque::new(),
             outstanding: None,
             transmit: VecDeque::new(),
@@ -110,7 +125,8 @@ impl Link {
         match frame::encode(&body) {
             Ok(f) => {
                 self.transmit.push_back(f.clone());
-                self.outstanding = Some(Outstanding { seq, frame: f, tries: 0, deadline: now + self.cfg.ack_timeout });
+                let deadline = self.cfg.ack_deadline(now, f.len());
+                self.outstanding = Some(Outstanding { seq, frame: f, tries: 0, deadline });
             }
             Err(_) => self.events.push_back(LinkEvent::SendFailed { seq, payload }),
         }
@@ -127,7 +143,7 @@ impl Link {
             self.pump(now);
         } else {
             o.tries += 1;
-            o.deadline = now + self.cfg.ack_timeout;
+            o.deadline = self.cfg.ack_deadline(now, o.frame.len());
             self.transmit.push_back(o.frame.clone());
         }
     }

@@ -470,6 +470,13 @@ impl Pos {
                     self.reply(r, now);
                     return;
                 }
+                if let Some(cur) = &self.current {
+                    // One money transaction at a time: a refund waits as a second sale does.
+                    drop(l);
+                    let r = Reply::Busy { reference, current: cur.reference.clone() };
+                    self.reply(r, now);
+                    return;
+                }
                 let paid = l.get(&original).filter(|o| o.status == "PAID").map(|o| (o.amount_fen, o.channel));
                 let refunded: u64 =
                     l.refunds().iter().filter(|r| r.original.as_deref() == Some(&original)).map(|r| r.amount_fen).sum();

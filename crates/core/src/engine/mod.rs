@@ -1705,6 +1705,7 @@ impl Engine {
         let (state, code) = match r.status {
             TxnStatus::Paid => (State::Success, None),
             TxnStatus::Refunded => (State::Refunded, None),
+            TxnStatus::Failed if row.kind == Kind::Refund => (State::Failed, Some(ErrorCode::RefundFailed)),
             TxnStatus::Failed => (State::Failed, Some(ErrorCode::Declined)),
             TxnStatus::Cancelled => {
                 let by = row.cancelled_by.unwrap_or(CancelledBy::Pos);
@@ -1894,7 +1895,9 @@ pub fn result_message(row: &OrderRow, device_id: &str) -> ResultMessage {
             }),
             // English only: the wallet's words are Chinese; its code is not.
             Some(match &row.pos_code {
-                Some(pc) if c == ErrorCode::Declined => format!("{} (wallet code {pc})", en_text(c)),
+                Some(pc) if matches!(c, ErrorCode::Declined | ErrorCode::RefundFailed | ErrorCode::PosCancelled) => {
+                    format!("{} (POS code {pc})", en_text(c))
+                }
                 _ => en_text(c).to_string(),
             }),
         ),
@@ -1923,7 +1926,8 @@ pub fn result_message(row: &OrderRow, device_id: &str) -> ResultMessage {
 fn cancel_code(by: CancelledBy) -> ErrorCode {
     match by {
         CancelledBy::Timeout => ErrorCode::Timeout,
-        CancelledBy::His | CancelledBy::Cashier | CancelledBy::Pos => ErrorCode::Cancelled,
+        CancelledBy::His | CancelledBy::Cashier => ErrorCode::Cancelled,
+        CancelledBy::Pos => ErrorCode::PosCancelled,
     }
 }
 
@@ -2027,12 +2031,16 @@ pub fn en_text(c: ErrorCode) -> &'static str {
         ErrorCode::RefundOriginal => "no paid original order for this refund",
         ErrorCode::RefundExceeds => "refund exceeds the refundable amount",
         ErrorCode::Declined => "payment failed",
+        ErrorCode::RefundFailed => "the refund failed; nothing was refunded",
         ErrorCode::PosNotReceived => {
             "the POS never received the transaction; nothing was charged; you may send it again"
         }
         ErrorCode::PosBusy => "the POS is busy with another transaction",
         ErrorCode::Timeout => "the patient did not pay in time; the transaction was cancelled",
-        ErrorCode::Cancelled => "cancelled",
+        ErrorCode::Cancelled => "cancelled at the HIS's or the cashier's request",
+        ErrorCode::PosCancelled => {
+            "cancelled at the POS (on the POS, or the POS restarted before the patient paid); nothing was charged"
+        }
         ErrorCode::NotCancellable => "the order is finished and cannot be cancelled",
         ErrorCode::Stale => "message too old, or the HIS and bridge clocks differ",
         ErrorCode::Replay => "message received before (replay)",

@@ -530,3 +530,37 @@ fn another_terminal_may_not_cancel_or_refund_an_order() {
     t.file("A1_R1-s", &refund);
     assert_eq!(t.last_ref(), "A1@R1.1");
 }
+
+/// A cancel the bridge never asked for is the POS's (its cashier, or a restart before the
+/// patient paid), and a failed refund is not a failed payment: the HIS is told which.
+#[test]
+fn a_pos_side_cancel_and_a_failed_refund_are_named_for_what_they_are() {
+    let mut t = T::new();
+    let ins = t.instruction(InstructionKind::Order, "A1", Some("+1.00"), None);
+    t.file("A1", &ins);
+    let r = t.last_ref();
+    let mut c = with(&r, Some(TxnKind::Sale), TxnStatus::Cancelled, Some(100));
+    c.code = Some("POS_RESTARTED".into());
+    c.message = Some("POS 重启，交易未发起".into());
+    t.pos(SessionEvent::Result(c));
+    let res = t.result_file("A1").unwrap();
+    assert_eq!((res.status, res.error_code.as_deref()), (Status::Cancelled, Some("E_POS_CANCELLED")));
+    assert!(res.error_message.as_deref().unwrap().contains("POS 重启"), "{res:?}");
+    let en = res.error_message_en.as_deref().unwrap();
+    assert!(en.contains("cancelled at the POS") && en.contains("POS_RESTARTED") && en.is_ascii(), "{en}");
+
+    let ins = t.instruction(InstructionKind::Order, "B1", Some("+5.00"), None);
+    t.file("B1", &ins);
+    let r = t.last_ref();
+    t.pos(SessionEvent::Result(paid(&r, 500)));
+    let refund = t.instruction(InstructionKind::Order, "B1", Some("-2.00"), Some("R1"));
+    t.file("B1_R1", &refund);
+    let rr = t.last_ref();
+    let mut f = with(&rr, Some(TxnKind::Refund), TxnStatus::Failed, Some(200));
+    f.code = Some("TRADE_HAS_CLOSE".into());
+    f.message = Some("交易已关闭".into());
+    t.pos(SessionEvent::Result(f));
+    let res = t.result_file("B1_R1").unwrap();
+    assert_eq!((res.status, res.error_code.as_deref()), (Status::Failed, Some("E_REFUND_FAILED")));
+    assert!(res.error_message_en.as_deref().unwrap().contains("refund failed"), "{res:?}");
+}

@@ -72,6 +72,16 @@ public final class Frame {
         private int len = -1;
         private long started = -1;
         private final ArrayDeque<Token> out = new ArrayDeque<>();
+        private final long byteMicros;
+
+        public Deframer() {
+            this(0);
+        }
+
+        /** A deframer for a line where a byte takes {@code byteMicros} (a serial line's speed). */
+        public Deframer(long byteMicros) {
+            this.byteMicros = byteMicros;
+        }
 
         public void push(byte[] bytes, int off, int n, long nowMillis) {
             for (int i = off; i < off + n; i++) {
@@ -138,12 +148,13 @@ public final class Frame {
 
         /** When a partial frame must be dropped (§2.3), or -1. */
         public long deadline() {
-            return started < 0 ? -1 : started + FRAME_TIMEOUT_MS;
+            long frameLen = len > 0 ? len + 5 : 5;
+            return started < 0 ? -1 : started + FRAME_TIMEOUT_MS + frameLen * byteMicros / 1000;
         }
 
         /** Drops a partial frame whose time ran out: no answer, the sender re-sends. */
         public void handleTimeout(long nowMillis) {
-            if (started >= 0 && nowMillis >= started + FRAME_TIMEOUT_MS) {
+            if (started >= 0 && nowMillis >= deadline()) {
                 started = -1;
             }
         }

@@ -35,7 +35,7 @@ public final class Link {
         }
     }
 
-    private final Frame.Deframer deframer = new Frame.Deframer();
+    private final Frame.Deframer deframer;
     private final ArrayDeque<byte[]> transmit = new ArrayDeque<>();
     private final ArrayDeque<Event> events = new ArrayDeque<>();
     private final ArrayDeque<String> queue = new ArrayDeque<>();
@@ -46,9 +46,27 @@ public final class Link {
     private int resends;
     private byte[] lastReceived;
 
+    /** The time a byte takes on the line, in microseconds (0 on USB). */
+    private final long byteMicros;
+
     /** {@code firstSeq} should differ between runs (a restarted POS must not look like a duplicate). */
     public Link(int firstSeq) {
+        this(firstSeq, 0);
+    }
+
+    /**
+     * A link on a serial line at {@code baud} (0: USB, no line time): the ACK timeout counts
+     * from the end of a frame's transmission, and a frame being received gets its transmission
+     * time on top of the 500 ms window (pos-protocol.md §2.3, §3.2).
+     */
+    public Link(int firstSeq, int baud) {
         this.seq = ((firstSeq - 1) % 9999 + 9999) % 9999; // the next frame gets firstSeq
+        this.byteMicros = baud > 0 ? 10_000_000L / baud : 0;
+        this.deframer = new Frame.Deframer(byteMicros);
+    }
+
+    private long ackDeadline() {
+        return inFlightSince + ACK_TIMEOUT_MS + inFlight.length * byteMicros / 1000;
     }
 
     /** Queues a payload body (without sequence number) to send. */
@@ -137,7 +155,7 @@ public final class Link {
 
     public void handleTimeout(long nowMillis) {
         deframer.handleTimeout(nowMillis);
-        if (inFlight != null && nowMillis >= inFlightSince + ACK_TIMEOUT_MS) {
+        if (inFlight != null && nowMillis >= ackDeadline()) {
             resend(nowMillis);
         }
     }
@@ -146,7 +164,7 @@ public final class Link {
     public long deadline() {
         long d = deframer.deadline();
         if (inFlight != null) {
-            long a = inFlightSince + ACK_TIMEOUT_MS;
+            long a = ackDeadline();
             d = d < 0 ? a : Math.min(d, a);
         }
         return d;

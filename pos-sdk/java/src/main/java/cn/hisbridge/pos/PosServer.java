@@ -41,6 +41,8 @@ public final class PosServer {
         public TimeZone zone = TimeZone.getTimeZone("Asia/Shanghai");
         /** How often a transaction left running by a restart is asked about again. */
         public long recoveryQueryMs = 5000;
+        /** The serial line's speed, for its timing (0 for USB and accessories). */
+        public int baud;
     }
 
     /** What the app shows the cashier; called with the server's lock held: return quickly. */
@@ -121,7 +123,7 @@ public final class PosServer {
             queue.offer(EOF);
         }, "pos-link-reader");
         reader.setDaemon(true);
-        Link l = new Link((int) (System.nanoTime() % 9999) + 1);
+        Link l = new Link((int) (System.nanoTime() % 9999) + 1, cfg.baud);
         synchronized (this) {
             link = l;
             wake = queue;

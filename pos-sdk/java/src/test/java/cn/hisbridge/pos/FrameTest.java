@@ -76,4 +76,19 @@ public class FrameTest {
         assertEquals(Frame.Token.Kind.FRAME, d.poll().kind);
         assertNull(d.poll());
     }
+
+    @Test
+    public void aLongFrameAt9600BaudHasItsTransmissionTime() {
+        byte[] payload = new byte[Frame.MAX_PAYLOAD];
+        java.util.Arrays.fill(payload, (byte) 'x');
+        byte[] f = Frame.encode(payload);
+        Frame.Deframer d = new Frame.Deframer(10_000_000L / 9600);
+        // 1029 bytes at 960 bytes/s: the last one arrives 1071 ms after the STX.
+        for (int i = 0; i < f.length; i++) {
+            long now = i * 1042L / 1000;
+            d.handleTimeout(now);
+            d.push(f, i, 1, now);
+        }
+        assertEquals(Frame.Token.Kind.FRAME, d.poll().kind);
+    }
 }
