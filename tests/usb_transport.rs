@@ -444,3 +444,21 @@ fn devices_shows_android_devices_that_speak_aoa() {
     assert_eq!(json["usb_devices"][0]["aoa"], 2);
     assert_eq!(json["usb_devices"][0]["transport"], "aoa");
 }
+
+#[test]
+fn pos_check_passes_over_the_android_accessory() {
+    if !under_umockdev("pos_check_passes_over_the_android_accessory") {
+        return;
+    }
+    let sim = hisbridge_sim::spawn_on_pty(SimConfig::default()).unwrap();
+    let mut g = Gadget::start(&sim, "aoa");
+    let out = Command::new(env!("CARGO_BIN_EXE_hisbridge"))
+        .args(["pos-check", "--json", "--transport", "aoa", "--port", "usb:2fb8:0001", "--device-id", "POS-0001"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert!(out.status.success(), "{v:#}");
+    assert_eq!(v["failed"], 0, "{v:#}");
+    assert!(g.cmd("status").contains(&"mode accessory app open switches 1".to_string()));
+}
