@@ -48,6 +48,30 @@ pub struct SetupCli {
     /// Leave folder permissions alone.
     #[arg(long)]
     no_acl: bool,
+    /// A folder to copy the HIS client library into (the HIS program's own folder), so the HIS
+    /// finds `hisbridge_client.dll` beside its executable.
+    #[arg(long)]
+    his_dll_dir: Option<String>,
+    /// Which build goes there: `x86` (32-bit HIS programs, the default) or `x64`.
+    #[arg(long)]
+    his_dll_arch: Option<String>,
+}
+
+/// Copies `sdk\<arch>\hisbridge_client.dll` from beside this program into `dir`.
+fn copy_his_dll(dir: &str, arch: Option<&str>, lines: &mut Vec<String>) -> Result<()> {
+    let arch = match arch.unwrap_or("x86") {
+        "x86" | "32" => "x86",
+        "x64" | "64" => "x64",
+        other => anyhow::bail!("HISDLLARCH {other:?}: x86 (32-bit HIS) or x64"),
+    };
+    let exe = std::env::current_exe()?;
+    let from = exe.parent().unwrap_or(std::path::Path::new(".")).join("sdk").join(arch).join("hisbridge_client.dll");
+    let to_dir = PathBuf::from(dir.trim_end_matches(['\\', '/']));
+    std::fs::create_dir_all(&to_dir).map_err(|e| anyhow::anyhow!("{}: {e}", to_dir.display()))?;
+    let to = to_dir.join("hisbridge_client.dll");
+    std::fs::copy(&from, &to).map_err(|e| anyhow::anyhow!("copy {} to {}: {e}", from.display(), to.display()))?;
+    lines.push(format!("{arch} hisbridge_client.dll copied to {}", to.display()));
+    Ok(())
 }
 
 fn some(v: Option<String>) -> Option<String> {
@@ -87,6 +111,11 @@ pub fn run(a: SetupCli) -> Result<()> {
         lines.extend(report.lines.iter().cloned());
         if let Some(p) = &report.config_problem {
             lines.push(format!("the config is not complete yet ({p}); the tray app opens its settings"));
+        }
+        // The MSI passes "[HISDLLDIR]." for the same reason as the data folder: "." alone is empty.
+        let his_dll_dir = some(a.his_dll_dir).map(|d| d.strip_suffix('.').unwrap_or(&d).to_string());
+        if let Some(dir) = his_dll_dir.filter(|d| !d.trim_end_matches(['\\', '/']).is_empty()) {
+            copy_his_dll(&dir, some(a.his_dll_arch).as_deref(), &mut lines)?;
         }
         let service = some(a.service).as_deref() == Some("1");
         if !a.no_acl {

@@ -9,11 +9,12 @@ cd "$top"
 version=${1:-$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)}
 out=${2:-target-windows/hisbridge-$version-x64.msi}
 bin=target-windows/x86_64-pc-windows-gnu/release
-for f in hisbridge.exe hisbridge-tray.exe WebView2Loader.dll; do
-  [ -f "$bin/$f" ] || { echo "$bin/$f is missing: run scripts/build-windows.sh --all"; exit 1; }
+bin32=target-windows/i686-pc-windows-gnu/release
+for f in "$bin/hisbridge.exe" "$bin/hisbridge-tray.exe" "$bin/WebView2Loader.dll" "$bin/hisbridge_client.dll" "$bin32/hisbridge_client.dll"; do
+  [ -f "$f" ] || { echo "$f is missing: run scripts/build-windows.sh --all"; exit 1; }
 done
 mkdir -p "$(dirname "$out")"
-wixl -a x64 -D Version="$version" -D Bin="$bin" -D Docs=docs -D Icon=src-tauri/icons/icon.ico \
+wixl -a x64 -D Version="$version" -D Bin="$bin" -D Bin32="$bin32" -D Docs=docs -D Icon=src-tauri/icons/icon.ico \
   -o "$out" installer/hisbridge.wxs
 # wixl has no ShortcutProperty element: the Start menu shortcut's AppUserModelID (the tray app's
 # identifier, which Windows notifications name the app by) goes in as an MsiShortcutProperty row.
@@ -23,7 +24,7 @@ printf 'MsiShortcutProperty\tShortcut_\tPropertyKey\tPropVariantValue\ns72\ts72\
   "$aumid" > "$idt/MsiShortcutProperty.idt"
 msibuild "$out" -i "$idt/MsiShortcutProperty.idt"
 # Install properties reach the elevated setup step in managed installs only when secure.
-secure="WIX_DOWNGRADE_DETECTED;WIX_UPGRADE_DETECTED;DATADIR;POSPORT;POSTRANSPORT;BAUD;DEVICEID;TERMINALS;SOCKETPORT;KEYFILE;HISACCOUNT;SERVICE;WINUSBDRIVER"
+secure="WIX_DOWNGRADE_DETECTED;WIX_UPGRADE_DETECTED;DATADIR;POSPORT;POSTRANSPORT;BAUD;DEVICEID;TERMINALS;SOCKETPORT;KEYFILE;HISACCOUNT;SERVICE;WINUSBDRIVER;HISDLLDIR;HISDLLARCH"
 msibuild "$out" -q "UPDATE \`Property\` SET \`Value\` = '$secure' WHERE \`Property\` = 'SecureCustomProperties'"
 rm -rf "$idt"
 ls -l "$out"

@@ -5,17 +5,21 @@
 # to the simulator's pty, over both channels; the tray app where WebView2 is missing (its bridge
 # runs, the dashboard cannot open and says so); an upgrade to a newer MSI that keeps the data and
 # installs the Windows service, which then drives the POS; uninstall (program, service, registry
-# gone; data kept).
+# gone; data kept). The HIS client DLL as a 32-bit and a 64-bit HIS program loads it: from the
+# folder the MSI copied it into (HISDLLDIR), GBK text, pay, refund, query, cancel, through the
+# installed bridge (32-bit Wine: wine32).
 # Needs the Windows build first: scripts/build-windows.sh --all.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$top"
 
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-need=(wine wine64 wixl msitools gcc-mingw-w64-x86-64 xvfb xauth)
+need=(wine wine64 wine32:i386 wixl msitools gcc-mingw-w64-x86-64 gcc-mingw-w64-i686 xvfb xauth)
 missing=()
 for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
+  # 32-bit programs (the 32-bit HIS client test) need Wine's i386 half.
+  dpkg --print-foreign-architectures | grep -qx i386 || $SUDO dpkg --add-architecture i386
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
@@ -67,6 +71,10 @@ sys32=$WINEPREFIX/drive_c/windows/system32
 # Test aid: Wine 8 has no bcryptprimitives.dll (Rust's std needs ProcessPrng from it).
 x86_64-w64-mingw32-gcc -shared -o "$sys32/bcryptprimitives.dll" scripts/wine/bcryptprimitives.c \
   scripts/wine/bcryptprimitives.def -ladvapi32
+wow64=$WINEPREFIX/drive_c/windows/syswow64
+[ -d "$wow64" ] || fail "no 32-bit half in the Wine prefix (wine32 missing?)"
+i686-w64-mingw32-gcc -shared -o "$wow64/bcryptprimitives.dll" scripts/wine/bcryptprimitives.c \
+  scripts/wine/bcryptprimitives.def -ladvapi32
 # The POS simulator on a pty, as COM5.
 start_sim
 pty=$(readlink -f "$D/pos")
@@ -85,11 +93,18 @@ reg_value() { wine reg query "$1" /v "$2" 2>/dev/null | tr -d '\r' | awk -v n="$
 echo "== silent install with properties"
 msiexec /i "$(winepath -w "$msi1")" /qn /l*v "$(winepath -w "$D/install.log")" \
   POSPORT=COM5 DEVICEID=POS-0001 "TERMINALS=W01,W02" SOCKETPORT="$port" KEYFILE="$(winepath -w "$D/agreed.key")" \
+  'HISDLLDIR=C:\HIS\' \
   || fail "msiexec /i exit $?"
-for f in hisbridge.exe hisbridge-tray.exe docs/install.md docs/his-interface.md docs/pos-protocol.md drivers/hisbridge-android-accessory.inf; do
+for f in hisbridge.exe hisbridge-tray.exe docs/install.md docs/his-interface.md docs/pos-protocol.md \
+  drivers/hisbridge-android-accessory.inf sdk/x86/hisbridge_client.dll sdk/x64/hisbridge_client.dll sdk/hisbridge.h \
+  sdk/hisbridge_client.def; do
   [ -f "$progdir/$f" ] || fail "$f not installed"
 done
-ok "programs in Program Files"
+ok "programs in Program Files, the HIS client library in sdk\\x86 and sdk\\x64"
+hisdir="$WINEPREFIX/drive_c/HIS"
+file "$hisdir/hisbridge_client.dll" 2>/dev/null | grep -q "PE32 executable (DLL).*80386" \
+  || fail "HISDLLDIR: no 32-bit hisbridge_client.dll in C:\\HIS ($(ls "$hisdir" 2>&1))"
+ok "HISDLLDIR=C:\\HIS\\: the 32-bit DLL copied beside the HIS program"
 [ "$(reg_value 'HKLM\Software\HISBridge' Version)" = "$version" ] || fail "registry Version"
 [ "$(reg_value 'HKLM\Software\HISBridge' DataDir)" = 'C:\ProgramData\HISBridge\' ] || fail "registry DataDir: $(reg_value 'HKLM\Software\HISBridge' DataDir)"
 run=$(reg_value 'HKLM\Software\Microsoft\Windows\CurrentVersion\Run' 'HIS Bridge' || true)
@@ -135,6 +150,23 @@ pay WINE0001 +12.30 folder
 ok "order WINE0001 dropped in the ProgramData inbox, paid on the simulator through COM5, result in the outbox"
 pay WINE0002 +8.60 socket
 ok "order WINE0002 over the localhost socket"
+# The HIS as hospitals have it: a 32-bit program loading the 32-bit DLL from its own folder
+# (copied there by HISDLLDIR), and a 64-bit one loading sdk\x64's; GBK strings both ways.
+i686-w64-mingw32-dlltool -d crates/client/hisbridge_client.def -l "$D/libhb32.a" -k
+i686-w64-mingw32-gcc -O2 -Wall -I crates/client/include clients/c/pay_gbk.c "$D/libhb32.a" -o "$hisdir/pay_gbk.exe"
+mkdir -p "$WINEPREFIX/drive_c/HIS64"
+cp "$progdir/sdk/x64/hisbridge_client.dll" "$WINEPREFIX/drive_c/HIS64/"
+# (64-bit names carry no decoration: the DLL itself serves as the import library.)
+x86_64-w64-mingw32-gcc -O2 -Wall -I crates/client/include clients/c/pay_gbk.c "$WINEPREFIX/drive_c/HIS64/hisbridge_client.dll" \
+  -o "$WINEPREFIX/drive_c/HIS64/pay_gbk.exe"
+keyw=$(winepath -w "$D/agreed.key")
+for bits in 32 64; do
+  dir='C:\HIS'; [ $bits = 64 ] && dir='C:\HIS64'
+  wine "$dir\\pay_gbk.exe" "$keyw" "$port" > "$D/pay_gbk$bits.log" 2>&1 || fail "the ${bits}-bit HIS caller: $(tail -5 "$D/pay_gbk$bits.log")"
+  grep -q "pointer size $((bits / 8)) bytes" "$D/pay_gbk$bits.log" || fail "not a ${bits}-bit caller: $(head -2 "$D/pay_gbk$bits.log")"
+  grep -q "pay_gbk: all ok" "$D/pay_gbk$bits.log" || fail "the ${bits}-bit HIS caller: $(cat "$D/pay_gbk$bits.log")"
+  ok "a ${bits}-bit HIS program: hisbridge_payA/queryA/cancelA/getA in GBK through the installed bridge (pay, refund, query, pending, cancel)"
+done
 kill -- "-$run_pid" 2>/dev/null || true
 wineserver -k || true
 wineserver -w
