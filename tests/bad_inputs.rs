@@ -202,7 +202,10 @@ fn every_bad_input_gets_its_exact_error_and_nothing_is_charged() {
         assert!(errs.contains(&format!("{stem}.ord")), "{name}: file kept in error/");
         assert!(errs.contains(&format!("{stem}.ord.reason.txt")), "{name}: reason file");
     }
-    assert_eq!(h.journal().rejects().unwrap().len(), cases.len());
+    // Journaling refusals is rate-limited (a burst of 50, then 10 a second: docs/security.md);
+    // refused at once, this many arrive in one burst. Each was answered and kept all the same.
+    let journaled = h.journal().rejects().unwrap().len();
+    assert!((50.min(cases.len())..=cases.len()).contains(&journaled), "{journaled} of {} journaled", cases.len());
     assert!(h.sim.ledger().entries.is_empty(), "nothing reached the POS");
     // And the bridge still serves the next order.
     assert_eq!(h.pay("GOOD0001", "+1.00").status, Status::Success);

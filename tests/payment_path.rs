@@ -120,14 +120,33 @@ fn half_written_file_is_taken_once_complete() {
     let text = h.seal(&Harness::order("W01", "A0010", "+3.00", None).to_json());
     let path = h.inbox().join("A0010.ord");
     let (a, b) = text.split_at(text.len() / 2);
-    std::fs::write(&path, a).unwrap();
-    std::thread::sleep(Duration::from_millis(400));
-    assert!(path.exists(), "a half-written file is left alone");
+    // The writer keeps the file open while it pauses, as a program writing it does.
     use std::io::Write;
-    std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b.as_bytes()).unwrap();
+    let mut f = std::fs::File::create(&path).unwrap();
+    f.write_all(a.as_bytes()).unwrap();
+    f.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(path.exists(), "a half-written file is left alone");
+    f.write_all(b.as_bytes()).unwrap();
+    drop(f);
     let r = h.wait("A0010");
     assert_eq!(r.status, Status::Success);
     assert_eq!(h.sim.ledger().charged().len(), 1);
+}
+
+#[test]
+fn a_complete_file_that_fails_to_open_is_refused_at_once_not_after_give_up() {
+    // give_up_secs is an hour: only a file known to be complete can be answered now.
+    let h = Harness::with(hisbridge_sim::SimConfig::default(), "give_up_secs = 3600\n");
+    let other = hisbridge_core::envelope::Key::new("K1", [9; 32]).unwrap();
+    let json = Harness::order("W01", "A0012", "+3.00", None).to_json();
+    h.drop_raw("A0012", other.seal(hisbridge_core::envelope::Direction::ToBridge, json.as_bytes()).as_bytes());
+    let r = h.wait("A0012");
+    assert_eq!((r.status, r.error_code.as_deref()), (Status::Rejected, Some("E_DECRYPT")), "{r:?}");
+    assert_eq!(r.order_no, None, "nothing could be read of it");
+    h.drop_raw("A0013", b"");
+    assert_eq!(h.wait("A0013").error_code.as_deref(), Some("E_ENVELOPE"));
+    assert!(h.sim.ledger().entries.is_empty());
 }
 
 #[test]

@@ -383,6 +383,7 @@ impl World {
                 password: Duration::from_secs(15),
                 cancel: Duration::from_secs(8),
                 query_interval: Duration::from_secs(3),
+                pos_unavailable: Duration::from_secs(10),
             },
             folders: self.folders.clone(),
             replay_window: WINDOW,

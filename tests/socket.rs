@@ -190,3 +190,51 @@ fn the_c_abi_refuses_a_small_buffer_before_sending() {
         assert!(text.contains("SUCCESS"), "{text}");
     }
 }
+
+/// §7: on one connection, each line says which instruction it answers (its `type` and message
+/// id), so the cancel's own answer is told from the order's result.
+#[test]
+fn each_socket_line_names_the_instruction_it_answers() {
+    use hisbridge_core::envelope::Direction;
+    use hisbridge_core::his::ResultMessage;
+    use std::io::{BufRead, BufReader, Write};
+    let (h, port) = socket_harness(SimConfig::default());
+    let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let mut lines = BufReader::new(s).lines();
+    let mut send = |ins: &Instruction, nonce: [u8; 12]| {
+        let ins = Instruction { sent_at: Some(chrono::Local::now().fixed_offset()), ..ins.clone() };
+        let env = h.key.seal_with_nonce(Direction::ToBridge, ins.to_json().as_bytes(), nonce);
+        writeln!(w, "{env}").unwrap();
+        hex::encode(nonce)
+    };
+    let mut next = || -> ResultMessage {
+        let line = lines.next().unwrap().unwrap();
+        ResultMessage::parse(&h.key.open(Direction::ToHis, line.as_bytes()).unwrap()).unwrap()
+    };
+    let order_id = send(&Harness::order("W01", "K0100", "+2.94", None), [1; 12]);
+    let first = next();
+    assert_eq!((first.request.as_deref(), first.in_reply_to.as_deref()), (Some("order"), Some(order_id.as_str())));
+    assert_eq!(first.status, Status::Processing);
+    let cancel_id = send(&ask(InstructionKind::Cancel, "K0100"), [2; 12]);
+    let mut by_request = std::collections::BTreeMap::new();
+    while by_request.len() < 2 {
+        let r = next();
+        if r.status.is_final() {
+            by_request.insert(r.request.clone().unwrap(), r);
+        }
+    }
+    assert_eq!(by_request["order"].in_reply_to.as_deref(), Some(order_id.as_str()));
+    assert_eq!(by_request["cancel"].in_reply_to.as_deref(), Some(cancel_id.as_str()));
+    assert!(by_request.values().all(|r| r.status == Status::Cancelled));
+    // A refusal says what it refuses too.
+    let bad =
+        send(&Instruction { terminal_id: "W99".into(), ..Harness::order("W01", "K0101", "+1.00", None) }, [3; 12]);
+    let r = next();
+    assert_eq!(
+        (r.status, r.in_reply_to.as_deref(), r.request.as_deref()),
+        (Status::Rejected, Some(bad.as_str()), Some("order"))
+    );
+    assert_eq!(r.terminal_id.as_deref(), Some("W99"));
+}

@@ -31,9 +31,11 @@ pub fn config_text(dir: &Path, port: &str, extra: &str) -> String {
 
 /// The test config with more lines in its `[pos]` section (e.g. `transport = "usb"`).
 pub fn config_text_pos(dir: &Path, port: &str, pos_lines: &str, extra: &str) -> String {
+    // `extra` may begin with more `[intake]` lines; a give_up_secs of its own replaces ours.
+    let give_up = if extra.contains("give_up_secs") { "" } else { "give_up_secs = 1\n" };
     format!(
         "data_dir = {:?}\nterminals = [\"W01\", \"W02\"]\n[pos]\nport = {:?}\ndevice_id = \"{DEVICE}\"\n{pos_lines}\
-         [intake]\nrescan_ms = 100\nstable_ms = 50\ngive_up_secs = 1\n{extra}",
+         [intake]\nrescan_ms = 100\nstable_ms = 50\n{give_up}{extra}",
         dir.display().to_string(),
         port
     )

@@ -127,6 +127,7 @@ pub struct RawTimeouts {
     pub password_secs: Option<u64>,
     pub cancel_secs: Option<u64>,
     pub query_interval_secs: Option<u64>,
+    pub pos_unavailable_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -167,6 +168,9 @@ pub struct Timeouts {
     pub cancel: Duration,
     /// Between queries of an order whose outcome is unknown.
     pub query_interval: Duration,
+    /// How long a queued order waits for a POS that cannot be reached before it fails
+    /// (`E_POS_UNAVAILABLE`; nothing was sent).
+    pub pos_unavailable: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -331,6 +335,13 @@ impl Config {
                 password: secs(raw.timeouts.password_secs, 60, "timeouts.password_secs", 1, 600)?,
                 cancel: secs(raw.timeouts.cancel_secs, 30, "timeouts.cancel_secs", 1, 600)?,
                 query_interval: secs(raw.timeouts.query_interval_secs, 5, "timeouts.query_interval_secs", 1, 600)?,
+                pos_unavailable: secs(
+                    raw.timeouts.pos_unavailable_secs,
+                    120,
+                    "timeouts.pos_unavailable_secs",
+                    10,
+                    3600,
+                )?,
             },
             intake: Intake {
                 replay_window: secs(raw.intake.replay_window_secs, 600, "intake.replay_window_secs", 10, 86_400)?,

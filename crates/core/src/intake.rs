@@ -296,15 +296,23 @@ impl Scanner {
             if tracker.known_bad(name) && (!give_up || out.len() + refused.len() >= MAX_REFUSALS) {
                 continue;
             }
-            // A verified tag proves the file is complete, so a valid file is taken at once; one
-            // that does not verify yet waits until it is stable and then until `give_up` (a
-            // file cut short and one sealed with another key look alike).
+            // A verified tag proves the file is complete, so a valid file is taken at once. One
+            // that does not verify waits until it is stable; then, if nobody holds it open any
+            // more, it is complete and refused at once (another key, an empty file, a wrong
+            // header: an integrator's first mistakes get their answer now). Where that cannot be
+            // told (another user's writer), it waits until `give_up`: a file cut short and one
+            // sealed with another key look alike.
             let body = read_and_open(&path, &self.key);
             if let Err(r) = &body {
                 if !matches!(r, Refusal::NotRegular(_)) {
-                    let wait = verdict == Verdict::Wait || (!marked && retryable(&body) && !give_up);
+                    let closed = || held_open(&path) == Some(false);
+                    let wait = verdict == Verdict::Wait || (!marked && retryable(&body) && !give_up && !closed());
                     if wait {
-                        tracker.failed(name);
+                        // Once stable and still failing, not read again until it changes (or
+                        // has had its time); before that, read again as it settles.
+                        if verdict == Verdict::Ready {
+                            tracker.failed(name);
+                        }
                         continue; // perhaps still being written; try again on the next listing
                     }
                 }
@@ -369,6 +377,53 @@ fn retryable(body: &Result<Opened, Refusal>) -> bool {
                     | EnvelopeError::Tag
             ))
     )
+}
+
+/// Whether some process still has the file open (a writer not finished): `None` when that cannot
+/// be told. Asked only for a stable file that fails to open as an envelope.
+#[cfg(target_os = "linux")]
+pub fn held_open(path: &Path) -> Option<bool> {
+    let target = std::fs::canonicalize(path).ok()?;
+    let mut unknown = false;
+    for proc_entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = proc_entry.file_name();
+        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(proc_entry.path().join("fd")) else {
+            // Another user's process (or one that just ended): its files cannot be seen.
+            unknown |= proc_entry.path().exists();
+            continue;
+        };
+        for fd in fds.flatten() {
+            if std::fs::read_link(fd.path()).is_ok_and(|l| l == target) {
+                return Some(true);
+            }
+        }
+    }
+    if unknown {
+        None
+    } else {
+        Some(false)
+    }
+}
+
+/// Windows: a file another handle holds (the HIS writing it, locally or through a share)
+/// cannot be opened without sharing.
+#[cfg(windows)]
+pub fn held_open(path: &Path) -> Option<bool> {
+    use std::os::windows::fs::OpenOptionsExt;
+    const ERROR_SHARING_VIOLATION: i32 = 32;
+    match std::fs::OpenOptions::new().read(true).share_mode(0).open(path) {
+        Ok(_) => Some(false),
+        Err(e) if e.raw_os_error() == Some(ERROR_SHARING_VIOLATION) => Some(true),
+        Err(_) => None,
+    }
+}
+
+#[cfg(not(any(target_os = "linux", windows)))]
+pub fn held_open(_path: &Path) -> Option<bool> {
+    None
 }
 
 /// What an entry that is not a regular file is, in words.

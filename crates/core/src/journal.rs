@@ -653,6 +653,11 @@ impl Journal {
     }
 
     /// The oldest order waiting for the POS.
+    /// Every order queued for the POS, oldest first.
+    pub fn accepted_orders(&self) -> Result<Vec<OrderRow>> {
+        self.query_many("state = 'ACCEPTED' ORDER BY id", [])
+    }
+
     pub fn next_accepted(&self) -> Result<Option<OrderRow>> {
         self.query_one("state = 'ACCEPTED' ORDER BY id LIMIT 1", [])
     }

@@ -152,6 +152,9 @@ pub enum Cause {
     PosFinal,
     /// The POS refused the command outright (`BUSY`, `ERROR`): nothing started.
     PosRefused,
+    /// Queued while the POS could not be reached (not connected, another device ID) for
+    /// `[timeouts] pos_unavailable_secs`: nothing was sent, the order fails definitely.
+    PosUnavailable,
 }
 
 use Cause as C;
@@ -164,6 +167,7 @@ pub const TRANSITIONS: &[(State, Cause, State)] = &[
     (S::Accepted, C::Send, S::Sent),
     (S::Sent, C::Requeue, S::Accepted),
     (S::Accepted, C::CancelQueued, S::Cancelled),
+    (S::Accepted, C::PosUnavailable, S::Failed),
     (S::Sent, C::UserPaying, S::Paying),
     (S::Unknown, C::UserPaying, S::Paying),
     (S::Sent, C::CancelAsked, S::Cancelling),

@@ -123,11 +123,58 @@ fn check_text(field: &'static str, v: Option<String>, max: usize) -> Result<Opti
 }
 
 /// The order number from a message that failed validation, when it can be read at all.
+/// `sent_at` (§3.1): RFC 3339 (`2026-11-26T10:00:00+08:00`, fractions of a second allowed, `Z`
+/// for UTC), and also the offset without a colon (`+0800`) that Java's `Z` pattern and .NET's
+/// `zzz` variants write, and a space instead of `T`. The offset is required: a local time
+/// without one is ambiguous.
+pub fn parse_sent_at(s: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    let s = s.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Some(t);
+    }
+    let t = s.replacen(' ', "T", 1);
+    ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%:z"]
+        .iter()
+        .find_map(|f| chrono::DateTime::parse_from_str(&t, f).ok())
+}
+
 pub fn salvage_order_no(plaintext: &[u8]) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_slice(plaintext).ok()?;
-    let no = v.get("order_no")?.as_str()?;
-    check_number("order_no", no).ok()?;
-    Some(no.to_string())
+    salvage(plaintext).order_no
+}
+
+/// What a refusal echoes of an instruction that could not be taken (§3.3): each of its fields
+/// that is itself well formed, whatever else is wrong with the instruction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Echo {
+    pub terminal_id: Option<String>,
+    pub order_no: Option<String>,
+    pub refund_no: Option<String>,
+    /// Normalised (`+12.5` is echoed `+12.50`).
+    pub amount: Option<String>,
+}
+
+pub fn salvage(plaintext: &[u8]) -> Echo {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(plaintext) else { return Echo::default() };
+    let number = |name: &'static str| {
+        v.get(name).and_then(|x| x.as_str()).filter(|s| check_number(name, s).is_ok()).map(str::to_string)
+    };
+    Echo {
+        terminal_id: number("terminal_id"),
+        order_no: number("order_no"),
+        refund_no: number("refund_no"),
+        amount: v.get("amount").and_then(|x| x.as_str()).and_then(|a| Amount::parse(a).ok()).map(|a| a.to_string()),
+    }
+}
+
+impl Echo {
+    pub fn of(ins: &Instruction) -> Echo {
+        Echo {
+            terminal_id: Some(ins.terminal_id.clone()),
+            order_no: Some(ins.order_no.clone()),
+            refund_no: ins.refund_no.clone(),
+            amount: ins.amount.map(|a| a.to_string()),
+        }
+    }
 }
 
 impl Instruction {
@@ -172,9 +219,9 @@ impl Instruction {
             }
         }
         let sent_at = raw.sent_at.ok_or(InstructionError::Missing("sent_at"))?;
-        let sent_at = chrono::DateTime::parse_from_rfc3339(&sent_at).map_err(|_| InstructionError::Invalid {
+        let sent_at = parse_sent_at(&sent_at).ok_or_else(|| InstructionError::Invalid {
             field: "sent_at",
-            reason: "not an ISO 8601 time with offset, e.g. 2026-11-26T10:00:00+08:00".into(),
+            reason: "not an RFC 3339 time with its offset, e.g. 2026-11-26T10:00:00+08:00 (or +0800)".into(),
         })?;
         Ok(Instruction {
             sent_at: Some(sent_at),
@@ -285,6 +332,8 @@ pub enum ErrorCode {
     PosNotReceived,
     #[serde(rename = "E_POS_BUSY")]
     PosBusy,
+    #[serde(rename = "E_POS_UNAVAILABLE")]
+    PosUnavailable,
     #[serde(rename = "E_TIMEOUT")]
     Timeout,
     #[serde(rename = "E_CANCELLED")]
@@ -325,6 +374,7 @@ impl ErrorCode {
             ErrorCode::RefundFailed => "E_REFUND_FAILED",
             ErrorCode::PosNotReceived => "E_POS_NOT_RECEIVED",
             ErrorCode::PosBusy => "E_POS_BUSY",
+            ErrorCode::PosUnavailable => "E_POS_UNAVAILABLE",
             ErrorCode::Timeout => "E_TIMEOUT",
             ErrorCode::Cancelled => "E_CANCELLED",
             ErrorCode::PosCancelled => "E_POS_CANCELLED",
@@ -361,6 +411,7 @@ impl ErrorCode {
             ErrorCode::RefundFailed => "退款失败，钱包未退款",
             ErrorCode::PosNotReceived => "POS未收到该笔交易，未扣款，可重新发起",
             ErrorCode::PosBusy => "POS正在处理其他交易",
+            ErrorCode::PosUnavailable => "POS未连接或设备号不符，订单未发送，未扣款，请到其他窗口或稍后重发",
             ErrorCode::Timeout => "患者未在规定时间内完成支付，交易已撤销",
             ErrorCode::Cancelled => "交易已取消",
             ErrorCode::PosCancelled => "交易已在POS上撤销，未扣款",
@@ -392,6 +443,13 @@ pub struct ResultMessage {
     pub error_code: Option<String>,
     pub error_message: Option<String>,
     pub error_message_en: Option<String>,
+    /// Socket channel only (§7): the `type` of the instruction this line answers (`order`,
+    /// `query`, `cancel`), so a cancel's answer is told from the order's result on one connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+    /// Socket channel only: the message id (the envelope's nonce, hex) of that instruction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_reply_to: Option<String>,
 }
 
 impl ResultMessage {
@@ -470,5 +528,23 @@ mod tests {
             Err(RefundNumberOnCollection)
         );
         assert_eq!(salvage_order_no(br#"{"v":1,"order_no":"A7","amount":"x"}"#), Some("A7".into()));
+    }
+
+    #[test]
+    fn sent_at_as_his_languages_write_it() {
+        let want = chrono::DateTime::parse_from_rfc3339("2026-11-26T10:00:00+08:00").unwrap();
+        for text in [
+            "2026-11-26T10:00:00+08:00",
+            "2026-11-26T10:00:00.000+08:00",
+            "2026-11-26T10:00:00+0800",
+            "2026-11-26T10:00:00.000+0800",
+            "2026-11-26 10:00:00+08:00",
+            "2026-11-26T02:00:00Z",
+        ] {
+            assert_eq!(parse_sent_at(text), Some(want), "{text}");
+        }
+        for bad in ["2026-11-26T10:00:00", "2026-11-26", "yesterday", "2026-11-26T10:00:00 CST"] {
+            assert_eq!(parse_sent_at(bad), None, "{bad}");
+        }
     }
 }

@@ -29,7 +29,7 @@ use tracing::{debug, error, info, info_span, warn};
 use crate::amount::Amount;
 use crate::config::{Folders, Timeouts};
 use crate::envelope::{Direction, Key};
-use crate::his::{salvage_order_no, ErrorCode, Instruction, InstructionKind, ResultMessage, Status};
+use crate::his::{salvage, Echo, ErrorCode, Instruction, InstructionKind, ResultMessage, Status};
 use crate::intake::{Opened, Refusal};
 use crate::journal::{Integrity, Journal, JournalError, NewOrder, OrderRow, ReplyTo, Update};
 use crate::lifecycle::{CancelledBy, Cause, Kind, State};
@@ -283,6 +283,16 @@ struct PendingFile {
 }
 
 /// The POS link as the driver reports it.
+/// A socket connection waiting for an order's results, for one instruction it sent.
+#[derive(Debug, Clone)]
+struct Sub {
+    conn: u64,
+    /// The instruction's `type`.
+    request: &'static str,
+    /// Its message id (the envelope's nonce, hex).
+    in_reply_to: String,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LinkState {
     pub ready: bool,
@@ -294,6 +304,10 @@ pub struct Engine {
     key: Arc<Key>,
     journal: Journal,
     link: LinkState,
+    /// Since when the POS cannot be reached (None while the link is ready).
+    link_down_since: Option<Instant>,
+    /// When each queued order was first seen waiting (this run).
+    waiting_since: HashMap<i64, Instant>,
     active: Option<Active>,
     /// When each open order may be queried next (the resolver).
     next_query: HashMap<i64, Instant>,
@@ -305,7 +319,9 @@ pub struct Engine {
     not_found: HashMap<i64, Instant>,
     timers: TimerTable,
     /// Open connections waiting for an order's results.
-    subscribers: HashMap<i64, Vec<u64>>,
+    subscribers: HashMap<i64, Vec<Sub>>,
+    /// The instruction being decided (its `type` and message id), for the socket lines answering it.
+    request: Option<(&'static str, String)>,
     totals_waiting: Vec<(String, u64)>,
     totals_sent: Option<String>,
     info_waiting: Vec<u64>,
@@ -337,12 +353,15 @@ impl Engine {
             key,
             journal,
             link: LinkState::default(),
+            link_down_since: Some(now.mono),
+            waiting_since: HashMap::new(),
             active: None,
             next_query: HashMap::new(),
             parked: BTreeSet::new(),
             not_found: HashMap::new(),
             timers: TimerTable::default(),
             subscribers: HashMap::new(),
+            request: None,
             totals_waiting: Vec::new(),
             totals_sent: None,
             info_waiting: Vec::new(),
@@ -413,12 +432,63 @@ impl Engine {
         self.journal.set_now(now.wall);
     }
 
-    /// After every input: start what can start, refresh the seal.
+    /// After every input: start what can start, fail what cannot, refresh the seal.
     fn end(&mut self) {
         if let Err(e) = self.advance() {
             self.journal_failed(&e);
         }
+        if let Err(e) = self.unavailable() {
+            self.journal_failed(&e);
+        }
         self.journal.reseal(false);
+    }
+
+    /// Queued orders and a POS that cannot be reached: each fails once it has waited
+    /// `pos_unavailable` with the POS down (counted from its acceptance or from the loss of the
+    /// link, whichever is later). Nothing was sent, so the failure is definite and the HIS may
+    /// send the patient to another window.
+    fn unavailable(&mut self) -> Result<(), JournalError> {
+        let Some(down) = self.link_down_since else {
+            self.timers.stop(Timer::Unavailable);
+            self.waiting_since.clear();
+            return Ok(());
+        };
+        if self.journal_down.is_some() {
+            return Ok(());
+        }
+        let queued = self.journal.accepted_orders()?;
+        self.waiting_since.retain(|id, _| queued.iter().any(|r| r.id == *id));
+        let bound = self.s.timeouts.pos_unavailable;
+        let mut next: Option<Instant> = None;
+        for row in queued {
+            let since = (*self.waiting_since.entry(row.id).or_insert(self.now)).max(down);
+            let due = since + bound;
+            if due > self.now {
+                next = Some(next.map_or(due, |n| n.min(due)));
+                continue;
+            }
+            let detail = format!(
+                "the POS could not be reached for {} s (not connected, or it reports another device ID);                  the order was not sent",
+                bound.as_secs()
+            );
+            let row = self.journal.transition(
+                &row,
+                Cause::PosUnavailable,
+                State::Failed,
+                &Update {
+                    error_code: Some(ErrorCode::PosUnavailable.as_str()),
+                    detail: Some(&detail),
+                    ..Default::default()
+                },
+            )?;
+            warn!(key = row.key, "order failed: the POS cannot be reached; nothing was sent");
+            self.finished(&row);
+        }
+        match next {
+            Some(t) => self.timers.set(Timer::Unavailable, t),
+            None => self.timers.stop(Timer::Unavailable),
+        }
+        Ok(())
     }
 
     fn emit(&mut self, e: Effect) {
@@ -484,6 +554,11 @@ impl Engine {
     /// The POS link changed (open, handshaken with our device, lost).
     pub fn handle_link(&mut self, link: LinkState, now: Now) {
         self.begin(now);
+        match (link.ready, self.link_down_since) {
+            (true, _) => self.link_down_since = None,
+            (false, None) => self.link_down_since = Some(self.now),
+            (false, Some(_)) => {}
+        }
         self.link = link;
         self.end();
     }
@@ -520,7 +595,7 @@ impl Engine {
     pub fn handle_disconnected(&mut self, conn: u64, now: Now) {
         self.begin(now);
         for subs in self.subscribers.values_mut() {
-            subs.retain(|c| *c != conn);
+            subs.retain(|s| s.conn != conn);
         }
         self.subscribers.retain(|_, s| !s.is_empty());
         self.end();
@@ -563,6 +638,9 @@ impl Engine {
         if self.timers.expired(Timer::Deadline, t) {
             self.timers.stop(Timer::Deadline);
             self.guarded(|e| e.on_deadline());
+        }
+        if self.timers.expired(Timer::Unavailable, t) {
+            self.timers.stop(Timer::Unavailable);
         }
         self.end();
     }
@@ -729,28 +807,41 @@ impl Engine {
                         format!("not a regular file but {what}: write the instruction as a plain file"),
                     ),
                 };
-                return self.reject(&src, None, None, code, &detail);
+                return self.reject(&src, &Echo::default(), code, &detail);
             }
             Ok(p) => p,
         };
         let ins = match Instruction::parse(&opened.plain) {
             Ok(i) => i,
             Err(e) => {
-                let no = salvage_order_no(&opened.plain);
-                return self.reject(&src, no.as_deref(), None, e.code(), &e.to_string());
+                // Whatever is well formed is echoed, so the HIS can tell what was refused (§3.3).
+                let echo = salvage(&opened.plain);
+                self.request = Some(("", hex::encode(opened.nonce)));
+                let r = self.reject(&src, &echo, e.code(), &e.to_string());
+                self.request = None;
+                return r;
             }
         };
         let nonce = hex::encode(opened.nonce);
-        match self.decide(&ins, &src, &nonce, inc.resubmitted, inc.stem_final) {
+        let kind = match ins.kind {
+            InstructionKind::Order => "order",
+            InstructionKind::Query => "query",
+            InstructionKind::Cancel => "cancel",
+        };
+        self.request = Some((kind, nonce.clone()));
+        let decided = self.decide(&ins, &src, &nonce, inc.resubmitted, inc.stem_final);
+        let result = match decided {
             Err(e) if e.is_storage() => {
                 // Nothing of this instruction was recorded (registration is atomic with its
                 // state change): refuse it, so it is neither lost nor charged later.
                 self.journal_failed(&e);
                 let detail = self.journal_refusal().unwrap_or_default();
-                self.reject(&src, Some(&ins.order_no), Some(&ins), ErrorCode::Journal, &detail)
+                self.reject(&src, &Echo::of(&ins), ErrorCode::Journal, &detail)
             }
             other => other,
-        }
+        };
+        self.request = None;
+        result
     }
 
     fn decide(
@@ -803,7 +894,7 @@ impl Engine {
                         self.wall.to_rfc3339(),
                         self.s.replay_window.as_secs()
                     );
-                    return self.reject(&src, Some(&ins.order_no), Some(&ins), ErrorCode::Stale, &detail);
+                    return self.reject(&src, &Echo::of(&ins), ErrorCode::Stale, &detail);
                 }
             }
             let expires = self.expiry(&ins);
@@ -814,14 +905,14 @@ impl Engine {
                 let own = resubmitted && self.journal.message_source(nonce)?.as_deref() == Some(src.id().as_str());
                 if !fresh && !own {
                     let detail = "this exact message was received before (a replay); send a new message to repeat an instruction";
-                    return self.reject(&src, Some(&ins.order_no), Some(&ins), ErrorCode::Replay, detail);
+                    return self.reject(&src, &Echo::of(&ins), ErrorCode::Replay, detail);
                 }
             }
         }
         if !self.s.terminals.contains(&ins.terminal_id) {
             let detail =
                 format!("terminal {:?} is not in the configured list of software terminal IDs", ins.terminal_id);
-            return self.reject(&src, Some(&ins.order_no), Some(&ins), ErrorCode::Terminal, &detail);
+            return self.reject(&src, &Echo::of(&ins), ErrorCode::Terminal, &detail);
         }
         match ins.kind {
             InstructionKind::Order => self.on_order(&ins, &src),
@@ -887,13 +978,13 @@ impl Engine {
                     amount,
                     ins.terminal_id
                 );
-                return self.reject(src, Some(&ins.order_no), Some(ins), ErrorCode::Conflict, &detail);
+                return self.reject(src, &Echo::of(ins), ErrorCode::Conflict, &detail);
             }
             let retry = row.state.allows_retry();
             if retry {
                 if let Some(detail) = self.journal_refusal().or_else(|| self.paused_refusal()) {
                     let code = if self.paused { ErrorCode::Paused } else { ErrorCode::Journal };
-                    return self.reject(src, Some(&ins.order_no), Some(ins), code, &detail);
+                    return self.reject(src, &Echo::of(ins), code, &detail);
                 }
             }
             let row = if retry {
@@ -920,10 +1011,10 @@ impl Engine {
             return Ok(());
         }
         if let Some(detail) = self.journal_refusal() {
-            return self.reject(src, Some(&ins.order_no), Some(ins), ErrorCode::Journal, &detail);
+            return self.reject(src, &Echo::of(ins), ErrorCode::Journal, &detail);
         }
         if let Some(detail) = self.paused_refusal() {
-            return self.reject(src, Some(&ins.order_no), Some(ins), ErrorCode::Paused, &detail);
+            return self.reject(src, &Echo::of(ins), ErrorCode::Paused, &detail);
         }
         let mut orig_pos_ref = None;
         if amount.is_refund() {
@@ -931,10 +1022,10 @@ impl Engine {
                 self.journal.get_by_key(&ins.order_no)?.filter(|o| o.state == State::Success && o.kind == Kind::Sale);
             let Some(orig) = orig else {
                 let detail = format!("no paid collection with order number {} to refund", ins.order_no);
-                return self.reject(src, Some(&ins.order_no), Some(ins), ErrorCode::RefundOriginal, &detail);
+                return self.reject(src, &Echo::of(ins), ErrorCode::RefundOriginal, &detail);
             };
             if let Some(detail) = self.not_allowed(&orig, ins) {
-                return self.reject(src, Some(&ins.order_no), Some(ins), ErrorCode::NotAllowed, &detail);
+                return self.reject(src, &Echo::of(ins), ErrorCode::NotAllowed, &detail);
             }
             let committed = self.journal.refunds_committed(&ins.order_no, None)?;
             if committed + amount.fen().abs() > orig.amount_fen {
@@ -944,7 +1035,7 @@ impl Engine {
                     fmt_amount(orig.amount_fen),
                     crate::amount::yuan(committed as u64)
                 );
-                return self.reject(src, Some(&ins.order_no), Some(ins), ErrorCode::RefundExceeds, &detail);
+                return self.reject(src, &Echo::of(ins), ErrorCode::RefundExceeds, &detail);
             }
             orig_pos_ref = orig.pos_ref;
         }
@@ -988,7 +1079,7 @@ impl Engine {
     fn on_query(&mut self, ins: &Instruction, src: &Source) -> Result<(), JournalError> {
         let Some(row) = self.journal.get_by_key(&ins.key())? else {
             let detail = format!("no order {}", ins.key());
-            return self.reject(src, Some(&ins.order_no), Some(ins), ErrorCode::NotFound, &detail);
+            return self.reject(src, &Echo::of(ins), ErrorCode::NotFound, &detail);
         };
         self.register(row.id, src, true)?;
         self.next_query.remove(&row.id);
@@ -999,10 +1090,10 @@ impl Engine {
     fn on_cancel(&mut self, ins: &Instruction, src: &Source) -> Result<(), JournalError> {
         let Some(row) = self.journal.get_by_key(&ins.key())? else {
             let detail = format!("no order {}", ins.key());
-            return self.reject(src, Some(&ins.order_no), Some(ins), ErrorCode::NotFound, &detail);
+            return self.reject(src, &Echo::of(ins), ErrorCode::NotFound, &detail);
         };
         if let Some(detail) = self.not_allowed(&row, ins) {
-            return self.reject(src, Some(&ins.order_no), Some(ins), ErrorCode::NotAllowed, &detail);
+            return self.reject(src, &Echo::of(ins), ErrorCode::NotAllowed, &detail);
         }
         let cancellable = row.state == State::Accepted || (row.kind == Kind::Sale && row.state.is_open());
         if cancellable && row.state != State::Cancelling {
@@ -1088,14 +1179,8 @@ impl Engine {
 
     /// Answers a refused instruction: its result (REJECTED) where the HIS looks, the file to the
     /// error folder with a reason file. A result file that answers something else is left alone.
-    fn reject(
-        &mut self,
-        src: &Source,
-        order_no: Option<&str>,
-        ins: Option<&Instruction>,
-        code: ErrorCode,
-        detail: &str,
-    ) -> Result<(), JournalError> {
+    fn reject(&mut self, src: &Source, echo: &Echo, code: ErrorCode, detail: &str) -> Result<(), JournalError> {
+        let order_no = echo.order_no.as_deref();
         warn!(code = code.as_str(), detail, "instruction refused");
         if self.journal_down.is_none() && self.reject_budget() {
             if let Err(e) = self.journal.record_reject(&src.name(), order_no, code.as_str(), detail) {
@@ -1106,17 +1191,19 @@ impl Engine {
             v: 1,
             kind: "result".into(),
             device_id: self.s.device_id.clone(),
-            terminal_id: ins.map(|i| i.terminal_id.clone()),
-            order_no: order_no.map(str::to_string),
-            refund_no: ins.and_then(|i| i.refund_no.clone()),
+            terminal_id: echo.terminal_id.clone(),
+            order_no: echo.order_no.clone(),
+            refund_no: echo.refund_no.clone(),
             pay_order_no: None,
             status: Status::Rejected,
             channel: None,
-            amount: ins.and_then(|i| i.amount).map(|a| a.to_string()),
+            amount: echo.amount.clone(),
             finished_at: Some(crate::journal::stamp(self.wall)),
             error_code: Some(code.as_str().into()),
             error_message: Some(code.zh().into()),
             error_message_en: Some(detail.to_string()),
+            request: None,
+            in_reply_to: None,
         };
         match src {
             Source::File { stem, work_path } => {
@@ -1132,6 +1219,11 @@ impl Engine {
                 self.quarantine(work_path.clone(), code, detail);
             }
             Source::Socket { conn } => {
+                let mut msg = msg;
+                if let Some((request, id)) = self.request.clone() {
+                    msg.request = Some(request.to_string()).filter(|r| !r.is_empty());
+                    msg.in_reply_to = Some(id);
+                }
                 let line = self.seal(&msg);
                 self.emit(Effect::Socket { conn: *conn, line });
             }
@@ -1808,9 +1900,11 @@ impl Engine {
             },
             Source::File { .. } => Ok(()),
             Source::Socket { conn } => {
+                let (request, id_hex) = self.request.clone().unwrap_or(("order", String::new()));
                 let subs = self.subscribers.entry(id).or_default();
-                if !subs.contains(conn) {
-                    subs.push(*conn);
+                // One subscription per instruction: each line says which one it answers.
+                if !subs.iter().any(|s| s.conn == *conn && s.in_reply_to == id_hex) {
+                    subs.push(Sub { conn: *conn, request, in_reply_to: id_hex });
                 }
                 Ok(())
             }
@@ -1822,11 +1916,23 @@ impl Engine {
     /// final result is never written again.
     fn deliver(&mut self, row: &OrderRow) {
         self.notify_row(row);
-        let msg = self.result_message(row);
+        let mut msg = self.result_message(row);
+        if row.state == State::Accepted && !self.link.ready {
+            // Queued for a POS that cannot be reached: the HIS sees why it waits, and until when.
+            let secs = self.s.timeouts.pos_unavailable.as_secs();
+            msg.error_message = Some(format!("POS未连接，订单等待中；{secs}秒内未连接则判为失败（未扣款）"));
+            msg.error_message_en = Some(format!(
+                "waiting for the POS, which is not connected; the order fails with E_POS_UNAVAILABLE after {secs} s \
+                 unless it connects (nothing is charged meanwhile)"
+            ));
+        }
         if let Some(subs) = self.subscribers.get(&row.id).cloned() {
-            for conn in subs {
-                let line = self.seal(&msg);
-                self.emit(Effect::Socket { conn, line });
+            for sub in subs {
+                let mut m = msg.clone();
+                m.request = Some(sub.request.to_string());
+                m.in_reply_to = Some(sub.in_reply_to).filter(|s| !s.is_empty());
+                let line = self.seal(&m);
+                self.emit(Effect::Socket { conn: sub.conn, line });
             }
             if row.state.is_final() {
                 self.subscribers.remove(&row.id);
@@ -1920,6 +2026,8 @@ pub fn result_message(row: &OrderRow, device_id: &str) -> ResultMessage {
             .or_else(|| (status == Status::Unknown).then(|| "E_UNKNOWN".into())),
         error_message: zh,
         error_message_en: en,
+        request: None,
+        in_reply_to: None,
     }
 }
 
@@ -2036,6 +2144,9 @@ pub fn en_text(c: ErrorCode) -> &'static str {
             "the POS never received the transaction; nothing was charged; you may send it again"
         }
         ErrorCode::PosBusy => "the POS is busy with another transaction",
+        ErrorCode::PosUnavailable => {
+            "the POS could not be reached (not connected, or another device ID); the order was not sent; nothing was charged"
+        }
         ErrorCode::Timeout => "the patient did not pay in time; the transaction was cancelled",
         ErrorCode::Cancelled => "cancelled at the HIS's or the cashier's request",
         ErrorCode::PosCancelled => {

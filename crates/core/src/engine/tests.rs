@@ -49,6 +49,7 @@ fn settings(root: &std::path::Path) -> EngineSettings {
             password: Duration::from_secs(60),
             cancel: Duration::from_secs(30),
             query_interval: Duration::from_secs(5),
+            pos_unavailable: Duration::from_secs(120),
         },
         folders: folders(root),
         replay_window: WINDOW,
@@ -563,4 +564,86 @@ fn a_pos_side_cancel_and_a_failed_refund_are_named_for_what_they_are() {
     let res = t.result_file("B1_R1").unwrap();
     assert_eq!((res.status, res.error_code.as_deref()), (Status::Failed, Some("E_REFUND_FAILED")));
     assert!(res.error_message_en.as_deref().unwrap().contains("refund failed"), "{res:?}");
+}
+
+/// §3.3: a refusal echoes the terminal, order, refund and amount wherever they were readable,
+/// whatever else was wrong.
+#[test]
+fn a_refusal_echoes_every_field_that_was_well_formed() {
+    let mut t = T::new();
+    let sent = t.clock().wall.to_rfc3339();
+    let cases = [
+        (
+            "unknown",
+            format!(
+                r#"{{"v":1,"type":"order","terminal_id":"W01","order_no":"E1","amount":"+12.5","sent_at":"{sent}","colour":"red"}}"#
+            ),
+            "E_FORMAT",
+        ),
+        (
+            "v2",
+            format!(
+                r#"{{"v":2,"type":"order","terminal_id":"W01","order_no":"E2","amount":"+1.00","sent_at":"{sent}"}}"#
+            ),
+            "E_FORMAT",
+        ),
+        (
+            "nosent",
+            r#"{"v":1,"type":"order","terminal_id":"W02","order_no":"E3","refund_no":"R1","amount":"-3"}"#.to_string(),
+            "E_FIELD",
+        ),
+    ];
+    for (stem, json, code) in cases {
+        t.nonce += 1;
+        let text = t.key.seal_with_nonce(Direction::ToBridge, json.as_bytes(), [t.nonce; 12]);
+        t.file_text(stem, &text, false);
+        let r = t.result_file(stem).unwrap_or_else(|| panic!("no result for {stem}"));
+        assert_eq!(r.status, Status::Rejected, "{stem}");
+        assert_eq!(r.error_code.as_deref(), Some(code), "{stem}: {r:?}");
+        assert!(r.terminal_id.is_some(), "{stem}: terminal echoed: {r:?}");
+    }
+    let r = t.result_file("unknown").unwrap();
+    assert_eq!((r.order_no.as_deref(), r.amount.as_deref()), (Some("E1"), Some("+12.50")), "normalised");
+    let r = t.result_file("nosent").unwrap();
+    assert_eq!(
+        (r.terminal_id.as_deref(), r.refund_no.as_deref(), r.amount.as_deref()),
+        (Some("W02"), Some("R1"), Some("-3.00"))
+    );
+}
+
+/// An order that cannot reach the POS does not wait for ever: PROCESSING with the reason, then,
+/// after `pos_unavailable`, a definite FAILED (nothing was sent); the HIS may send it again.
+#[test]
+fn an_order_for_a_pos_that_cannot_be_reached_fails_in_bounded_time() {
+    let mut t = T::new();
+    t.engine.handle_link(LinkState { ready: false, device_id: None }, t.clock());
+    t.run();
+    let ins = t.instruction(InstructionKind::Order, "U1", Some("+1.00"), None);
+    t.file("U1", &ins);
+    let r = t.result_file("U1").unwrap();
+    assert_eq!(r.status, Status::Processing);
+    assert!(r.error_message_en.as_deref().unwrap().contains("E_POS_UNAVAILABLE after 120 s"), "{r:?}");
+    t.advance(Duration::from_secs(119));
+    assert_eq!(t.state("U1"), State::Accepted);
+    t.advance(Duration::from_secs(2));
+    assert_eq!(t.state("U1"), State::Failed);
+    let r = t.result_file("U1").unwrap();
+    assert_eq!((r.status, r.error_code.as_deref()), (Status::Failed, Some("E_POS_UNAVAILABLE")));
+    assert!(r.error_message_en.unwrap().contains("was not sent"));
+    assert_eq!(sales(&t.sent), 0, "nothing reached the POS");
+
+    // A POS that comes back in time takes the queued order; the failed one may be sent again.
+    let ins = t.instruction(InstructionKind::Order, "U2", Some("+2.00"), None);
+    t.file("U2", &ins);
+    t.advance(Duration::from_secs(100));
+    t.engine.handle_link(LinkState { ready: true, device_id: Some("POS-1".into()) }, t.clock());
+    t.run();
+    assert_eq!(t.state("U2"), State::Sent);
+    let r = t.last_ref();
+    t.pos(SessionEvent::Result(paid(&r, 200)));
+    let again = t.instruction(InstructionKind::Order, "U1", Some("+1.00"), None);
+    t.file("U1-again", &again);
+    assert_eq!(t.state("U1"), State::Sent, "a new attempt after the definite failure");
+    t.advance(Duration::from_secs(600));
+    assert_ne!(t.state("U1"), State::Failed, "sent now: its fate is the POS's, not the queue's");
 }

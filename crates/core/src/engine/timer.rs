@@ -21,9 +21,11 @@ pub enum Timer {
     Retry,
     /// The next attempt to write the journal after it failed.
     JournalProbe,
+    /// The first queued order to fail because the POS cannot be reached.
+    Unavailable,
 }
 
-const N: usize = 8;
+const N: usize = 9;
 
 impl Timer {
     pub const ALL: [Timer; N] = [
@@ -35,6 +37,7 @@ impl Timer {
         Timer::Info,
         Timer::Retry,
         Timer::JournalProbe,
+        Timer::Unavailable,
     ];
 }
 
