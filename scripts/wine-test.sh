@@ -62,6 +62,10 @@ grep -q "{$upgrade}" <<<"$(export_of Upgrade)" || fail "major upgrade row"
 grep -q "POSPORT;" <<<"$props" || fail "install properties not secure"
 ok "UpgradeCode $upgrade, per-machine, shortcut AUMID, Run key, setup action, major upgrade"
 
+# `wine reg` is the 32-bit reg.exe once Wine's i386 half is installed: it sees the registry's
+# 32-bit view. The product is 64-bit: look at (and write) the 64-bit view.
+wreg() { wine reg "$@" /reg:64; }
+
 echo "== Wine prefix"
 export WINEPREFIX=$D/wine WINEDEBUG=-all WINEARCH=win64
 # No Mono/Gecko prompts on a fresh prefix: nothing here needs them.
@@ -78,7 +82,7 @@ i686-w64-mingw32-gcc -shared -o "$wow64/bcryptprimitives.dll" scripts/wine/bcryp
 # The POS simulator on a pty, as COM5.
 start_sim
 pty=$(readlink -f "$D/pos")
-wine reg add 'HKLM\Software\Wine\Ports' /v COM5 /d "$pty" /f > /dev/null 2>&1
+wreg add 'HKLM\Software\Wine\Ports' /v COM5 /d "$pty" /f > /dev/null 2>&1
 wineserver -k || true
 wineserver -w
 ok "prefix ready, COM5 -> $pty"
@@ -88,7 +92,7 @@ data="$WINEPREFIX/drive_c/ProgramData/HISBridge"
 "$bin/hisbridge" keygen --id WINEK1 --out "$D/agreed.key" > /dev/null
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 msiexec() { wine msiexec "$@" > "$D/msiexec.log" 2>&1; }
-reg_value() { wine reg query "$1" /v "$2" 2>/dev/null | tr -d '\r' | awk -v n="$2" '$1 == n { $1=""; $2=""; sub(/^  */, ""); print }'; }
+reg_value() { wreg query "$1" /v "$2" 2>/dev/null | tr -d '\r' | awk -v n="$2" '$1 == n { $1=""; $2=""; sub(/^  */, ""); print }'; }
 
 echo "== silent install with properties"
 msiexec /i "$(winepath -w "$msi1")" /qn /l*v "$(winepath -w "$D/install.log")" \
@@ -108,7 +112,7 @@ ok "HISDLLDIR=C:\\HIS\\: the 32-bit DLL copied beside the HIS program"
 [ "$(reg_value 'HKLM\Software\HISBridge' Version)" = "$version" ] || fail "registry Version"
 [ "$(reg_value 'HKLM\Software\HISBridge' DataDir)" = 'C:\ProgramData\HISBridge\' ] || fail "registry DataDir: $(reg_value 'HKLM\Software\HISBridge' DataDir)"
 run=$(reg_value 'HKLM\Software\Microsoft\Windows\CurrentVersion\Run' 'HIS Bridge' || true)
-[ -n "$run" ] || run=$(wine reg query 'HKLM\Software\Microsoft\Windows\CurrentVersion\Run' 2>/dev/null | tr -d '\r' | grep 'hisbridge-tray.exe' || true)
+[ -n "$run" ] || run=$(wreg query 'HKLM\Software\Microsoft\Windows\CurrentVersion\Run' 2>/dev/null | tr -d '\r' | grep 'hisbridge-tray.exe' || true)
 grep -q 'hisbridge-tray.exe' <<<"$run" || fail "tray not started at logon (Run key)"
 ok "registry: Version $version, DataDir, tray at logon"
 # ALLUSERS=1 puts it in the common Start menu on Windows; Wine's msi resolves ProgramMenuFolder
@@ -197,7 +201,7 @@ msiexec /i "$(winepath -w "$msi2")" /qn /l*v "$(winepath -w "$D/upgrade.log")" S
 [ "$(reg_value 'HKLM\Software\HISBridge' Version)" = "$newer" ] || fail "registry Version after upgrade"
 [ "$(sum)" = "$before" ] || fail "config or key changed by the upgrade"
 [ -s "$data/journal.sqlite" ] || fail "journal lost"
-n=$(wine reg query 'HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall' 2>/dev/null | tr -d '\r' | grep -c '{' || true)
+n=$(wreg query 'HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall' 2>/dev/null | tr -d '\r' | grep -c '{' || true)
 [ "$n" -eq 1 ] || fail "$n products registered after the upgrade (expected 1)"
 "$bin/hisbridge" report --config "$D/his.toml" --json > "$D/report.json" 2>"$D/report.log" || fail "report after upgrade"
 grep -q WINE0001 "$D/report.json" || fail "the journal lost WINE0001 in the upgrade"
@@ -230,8 +234,8 @@ ok "the $version MSI does not install over $newer"
 echo "== uninstall"
 msiexec /x "$(winepath -w "$msi2")" /qn /l*v "$(winepath -w "$D/uninstall.log")" || fail "msiexec /x exit $?"
 [ ! -e "$progdir/hisbridge.exe" ] || fail "program left after uninstall"
-wine reg query 'HKLM\Software\HISBridge' > /dev/null 2>&1 && fail "registry key left after uninstall"
-wine reg query 'HKLM\Software\Microsoft\Windows\CurrentVersion\Run' 2>/dev/null | grep -q hisbridge && fail "Run entry left"
+wreg query 'HKLM\Software\HISBridge' > /dev/null 2>&1 && fail "registry key left after uninstall"
+wreg query 'HKLM\Software\Microsoft\Windows\CurrentVersion\Run' 2>/dev/null | grep -q hisbridge && fail "Run entry left"
 grep -q "service HISBridge removed" "$data/logs/setup.log" || fail "the uninstall did not remove the service"
 if wine sc query HISBridge > "$D/sc.out" 2>&1; then fail "service left after uninstall: $(cat "$D/sc.out")"; fi
 for f in hisbridge.toml hisbridge.key journal.sqlite; do [ -s "$data/$f" ] || fail "data $f removed by uninstall"; done
