@@ -58,6 +58,11 @@ export_of() { msiinfo export "$msi1" "$1"; }
 grep -q "System.AppUserModel.ID.cn.hisbridge.tray" <<<"$(export_of MsiShortcutProperty)" || fail "AppUserModelID"
 grep -q 'CurrentVersion.Run' <<<"$(export_of Registry)" || fail "Run key"
 grep -q "setup --data-dir" <<<"$(export_of CustomAction)" || fail "setup custom action"
+# Deferred actions run only inside the install script: before InstallFinalize.
+seq_of() { awk -F'\t' -v a="$1" '$1 == a { print $3 }' <<<"$(export_of InstallExecuteSequence)"; }
+for a in Setup InstallDriver; do
+  [ "$(seq_of "$a")" -lt "$(seq_of InstallFinalize)" ] || fail "$a is sequenced after InstallFinalize ($(seq_of "$a"))"
+done
 grep -q "{$upgrade}" <<<"$(export_of Upgrade)" || fail "major upgrade row"
 grep -q "POSPORT;" <<<"$props" || fail "install properties not secure"
 ok "UpgradeCode $upgrade, per-machine, shortcut AUMID, Run key, setup action, major upgrade"
