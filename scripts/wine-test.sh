@@ -59,7 +59,7 @@ grep -q "System.AppUserModel.ID.cn.hisbridge.tray" <<<"$(export_of MsiShortcutPr
 grep -q 'CurrentVersion.Run' <<<"$(export_of Registry)" || fail "Run key"
 grep -q "setup --data-dir" <<<"$(export_of CustomAction)" || fail "setup custom action"
 # Deferred actions run only inside the install script: before InstallFinalize.
-seq_of() { awk -F'\t' -v a="$1" '$1 == a { print $3 }' <<<"$(export_of InstallExecuteSequence)"; }
+seq_of() { awk -F'\t' -v a="$1" '$1 == a { print $3 }' <<<"$(export_of InstallExecuteSequence)" | tr -d '\r'; }
 for a in Setup InstallDriver; do
   [ "$(seq_of "$a")" -lt "$(seq_of InstallFinalize)" ] || fail "$a is sequenced after InstallFinalize ($(seq_of "$a"))"
 done
