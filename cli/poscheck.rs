@@ -382,6 +382,8 @@ struct Run {
     paid: Option<TxnResult>,
     held: Option<String>,
     refund: Option<TxnResult>,
+    /// The collection of the lost-RESULT clause was paid.
+    lost_paid: bool,
 }
 
 /// Why a clause did not pass: it failed, or it could not run because one before it failed.
@@ -627,6 +629,7 @@ impl Run {
         self.w.hold_ack = None;
         if first.status == TxnStatus::Paid {
             check_final(&first, TxnKind::Sale, self.a.pay_fen)?;
+            self.lost_paid = true;
         }
         self.w.inbox.clear();
         self.w.last_rx = None;
@@ -744,14 +747,41 @@ impl Run {
     }
 
     fn totals(&mut self) -> Outcome {
-        let date = chrono::Local::now().format("%Y%m%d").to_string();
+        // The day of the POS's own clock (§4.6): asked by INFO, so a PC in another time zone
+        // asks for the day the POS booked this run's transactions on.
+        self.w.command("INFO")?;
+        let info = self.w.reply(Duration::from_secs(2), &mut Vec::new(), |r| matches!(r, Reply::Info { .. }))?;
+        let Reply::Info { time, .. } = info else { unreachable!() };
+        let date = time.get(..8).unwrap_or_default().to_string();
         self.w.command(&format!("TOTALS|date={date}"))?;
         let r = self.w.reply(Duration::from_secs(10), &mut Vec::new(), |r| matches!(r, Reply::Totals(_)))?;
         let Reply::Totals(t) = r else { unreachable!() };
         if t.date != date {
             return Err(format!("TOTALS for {}, asked for {date}", t.date).into());
         }
-        Ok(format!("{} channel(s)", t.lines.len()))
+        // This run's own business is in them: the collection of §4.2 SALE and the one of §3.2
+        // stand (the reversed one does not), and the refund of §4.2 REFUND is done.
+        let sales: u64 = t.lines.iter().map(|l| l.sales).sum();
+        let sales_fen: u64 = t.lines.iter().map(|l| l.sales_fen).sum();
+        let refunds: u64 = t.lines.iter().map(|l| l.refunds).sum();
+        let refunds_fen: u64 = t.lines.iter().map(|l| l.refunds_fen).sum();
+        let (want_sales, want_refunds) = (
+            [self.paid.is_some(), self.lost_paid].iter().filter(|b| **b).count() as u64,
+            u64::from(self.refund.is_some()),
+        );
+        if sales < want_sales || sales_fen < want_sales * self.a.pay_fen {
+            return Err(format!(
+                "TOTALS count {sales} collections ({sales_fen} fen); this run alone left {want_sales} of {} fen standing",
+                self.a.pay_fen
+            )
+            .into());
+        }
+        if refunds < want_refunds || refunds_fen < want_refunds * self.a.pay_fen {
+            return Err(
+                format!("TOTALS count {refunds} refunds ({refunds_fen} fen); this run made {want_refunds}").into()
+            );
+        }
+        Ok(format!("{date}: {} channel(s), this run's collections and refund included", t.lines.len()))
     }
 
     fn restart(&mut self) -> Outcome {
@@ -828,14 +858,14 @@ const CLAUSES: &[Clause] = &[
     ("§4.2 REFUND §5.5", "a refund gives REFUNDED, confirmed by QUERY", Run::refund),
     ("§4.5 refund failure", "refunding more than was paid gives FAILED op=REFUND", Run::refund_too_much),
     ("§4.2 CANCEL paid", "CANCEL of a paid SALE gives REVERSED", Run::cancel_paid),
-    ("§4.6 TOTALS", "TOTALS answers the day's totals", Run::totals),
+    ("§4.6 TOTALS", "TOTALS answers the POS day's totals, this run's business in them", Run::totals),
     ("§4.1 restart", "after a restart of the POS app its records answer QUERY", Run::restart),
 ];
 
 pub fn run(a: PosCheckArgs) -> Result<()> {
     let w = open_wire(&a)?;
     let prefix = a.prefix.clone().unwrap_or_else(|| format!("CHK{}", chrono::Local::now().format("%H%M%S")));
-    let mut run = Run { a: a.clone(), w, prefix, paid: None, held: None, refund: None };
+    let mut run = Run { a: a.clone(), w, prefix, paid: None, held: None, refund: None, lost_paid: false };
     let mut reports = Vec::new();
     if !a.json {
         println!("pos-check {} ({}), references {}*", a.port, a.transport, run.prefix);
