@@ -99,6 +99,7 @@ fn settings_are_checked_saved_and_applied() {
         (SettingsForm { socket_port: Some(0), ..form.clone() }, "socket_port"),
         (SettingsForm { pos_port: "usb:2fb8".into(), ..form.clone() }, "pos_port"),
         (SettingsForm { transport: TransportKind::Usb, ..form.clone() }, "transport"),
+        (SettingsForm { pos_unavailable_secs: 5, ..form.clone() }, "pos_unavailable_secs"),
     ] {
         let e = settings::save(&path, &f).unwrap_err();
         assert_eq!(e.field().map(|f| f.field.as_str()), Some(field), "{e}");
@@ -106,14 +107,17 @@ fn settings_are_checked_saved_and_applied() {
     assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
 
     // A valid change: a new terminal applies at once, without a restart.
+    assert_eq!(form.pos_unavailable_secs, 120);
     let mut f = form.clone();
     f.terminals.push("W09".into());
+    f.pos_unavailable_secs = 300;
     f.notify.success = true;
     let cfg = settings::save(&path, &f).unwrap();
     assert!(!settings::needs_restart(&h.cfg, &cfg));
     assert!(cfg.notify.success);
     let reloaded = hisbridge_core::config::Config::load(&path).unwrap();
     assert!(reloaded.terminals.contains("W09"));
+    assert_eq!(reloaded.timeouts.pos_unavailable, std::time::Duration::from_secs(300));
     assert_eq!(reloaded.pos.port, h.cfg.pos.port, "untouched settings stay");
     h.rt.as_ref().unwrap().block_on(h.bridge.as_ref().unwrap().reconfigure(&cfg)).unwrap();
     let r = h.wait(&h.send(&Harness::order("W09", "S9", "+1.00", None)));

@@ -22,7 +22,7 @@ const T = {
     portHint: "可填 COM 口名，或 usb:厂商号:产品号[:序列号]（按 USB 标识查找，COM 号变化也能找到）。",
     byIdentity: "按 USB 标识", looksLikePos: "像是 POS",
     terminals: "收费终端号（逗号分隔）", setTimeouts: "超时（秒）", scanSecs: "等待扫码", passwordSecs: "等待输入密码",
-    cancelSecs: "等待撤销确认", querySecs: "查询间隔", setNotify: "通知", nSuccess: "收款/退款成功",
+    cancelSecs: "等待撤销确认", querySecs: "查询间隔", unavailableSecs: "POS 未连接时订单等待", setNotify: "通知", nSuccess: "收款/退款成功",
     nFailure: "收款失败", nUnknown: "结果未知", nLink: "POS 断开/恢复", nRejected: "HIS 指令被拒收",
     save: "保存", restart: "立即重启桥程序", saved: "已保存，已生效", savedRestart: "已保存；POS 端口、文件夹等设置需重启桥程序后生效",
     key: "密钥", keyInUse: "当前密钥编号：", importKey: "导入密钥文件", keyImported: "已导入密钥 {0}，重启桥程序后生效",
@@ -50,7 +50,7 @@ const T = {
     portHint: "A COM port name, or usb:VID:PID[:SERIAL] (found by USB identity, whatever COM number Windows gives it).",
     byIdentity: "by USB identity", looksLikePos: "looks like a POS",
     terminals: "Software terminal IDs (comma-separated)", setTimeouts: "Timeouts (seconds)", scanSecs: "Waiting for the scan",
-    passwordSecs: "Waiting for the password", cancelSecs: "Waiting for a cancel", querySecs: "Query interval",
+    passwordSecs: "Waiting for the password", cancelSecs: "Waiting for a cancel", querySecs: "Query interval", unavailableSecs: "Order waits for an unconnected POS",
     setNotify: "Notifications", nSuccess: "Payment/refund succeeded", nFailure: "Payment failed", nUnknown: "Outcome unknown",
     nLink: "POS disconnected/back", nRejected: "HIS instruction refused",
     save: "Save", restart: "Restart the bridge now", saved: "Saved and applied", savedRestart: "Saved; port, folder and similar settings apply after the bridge restarts",
@@ -201,7 +201,7 @@ function day() { return $("date").value || null; }
 // ---- Sections (day, settings, logs) -----------------------------------------------------------
 const FIELD_LABEL = { inbox: "inbox", outbox: "outbox", error: "errorDir", socket_port: "socketPort", pos_port: "posPort", transport: "transport",
   baud: "baud", device_id: "device", terminals: "terminals", scan_secs: "scanSecs", password_secs: "passwordSecs",
-  cancel_secs: "cancelSecs", query_interval_secs: "querySecs" };
+  cancel_secs: "cancelSecs", query_interval_secs: "querySecs", pos_unavailable_secs: "unavailableSecs" };
 let form = null;
 
 function show(section) {
@@ -216,7 +216,7 @@ function loadSettings() {
   tauri.core.invoke("get_settings").then((f) => {
     form = f;
     const e = $("settings-form").elements;
-    for (const k of ["inbox", "outbox", "error", "pos_port", "transport", "device_id", "scan_secs", "password_secs", "cancel_secs", "query_interval_secs"]) e[k].value = f[k];
+    for (const k of ["inbox", "outbox", "error", "pos_port", "transport", "device_id", "scan_secs", "password_secs", "cancel_secs", "query_interval_secs", "pos_unavailable_secs"]) e[k].value = f[k];
     e.socket_port.value = f.socket_port ?? "";
     e.baud.value = String(f.baud);
     e.terminals.value = f.terminals.join(", ");
@@ -255,6 +255,7 @@ $("settings-form").addEventListener("submit", (ev) => {
     terminals: e.terminals.value.split(/[,，\s]+/).filter(Boolean),
     scan_secs: Math.max(0, num(e.scan_secs.value)), password_secs: Math.max(0, num(e.password_secs.value)),
     cancel_secs: Math.max(0, num(e.cancel_secs.value)), query_interval_secs: Math.max(0, num(e.query_interval_secs.value)),
+    pos_unavailable_secs: Math.max(0, num(e.pos_unavailable_secs.value)),
     notify: Object.fromEntries(["success", "failure", "unknown", "link", "rejected"].map((k) => [k, e["n_" + k].checked])),
   };
   tauri.core.invoke("save_settings", { form: f }).then((restart) => {

@@ -30,6 +30,10 @@ pub struct SettingsForm {
     pub password_secs: u64,
     pub cancel_secs: u64,
     pub query_interval_secs: u64,
+    /// How long an order waits for an unreachable POS before E_POS_UNAVAILABLE (0: not given,
+    /// the current value is kept).
+    #[serde(default)]
+    pub pos_unavailable_secs: u64,
     pub notify: crate::config::Notify,
     /// The id of the key in use (the key itself is never shown back).
     #[serde(default)]
@@ -78,6 +82,7 @@ fn form_field(config_field: &str) -> &str {
         "timeouts.password_secs" => "password_secs",
         "timeouts.cancel_secs" => "cancel_secs",
         "timeouts.query_interval_secs" => "query_interval_secs",
+        "timeouts.pos_unavailable_secs" => "pos_unavailable_secs",
         other => other,
     }
 }
@@ -99,6 +104,7 @@ impl SettingsForm {
             password_secs: cfg.timeouts.password.as_secs(),
             cancel_secs: cfg.timeouts.cancel.as_secs(),
             query_interval_secs: cfg.timeouts.query_interval.as_secs(),
+            pos_unavailable_secs: cfg.timeouts.pos_unavailable.as_secs(),
             notify: cfg.notify.clone(),
             key_id,
         }
@@ -167,6 +173,10 @@ pub fn apply(config_path: &Path, form: &SettingsForm) -> Result<(String, Config)
         ("query_interval_secs", form.query_interval_secs),
     ] {
         to.insert(k.into(), (v.min(i64::MAX as u64) as i64).into());
+    }
+    // A form that does not carry it (an older front end) keeps what the config says.
+    if form.pos_unavailable_secs > 0 {
+        to.insert("pos_unavailable_secs".into(), (form.pos_unavailable_secs.min(i64::MAX as u64) as i64).into());
     }
     let n = section(&mut t, "notifications");
     for (k, v) in [
