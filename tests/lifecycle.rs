@@ -5,21 +5,8 @@ mod common;
 use std::time::Duration;
 
 use common::Harness;
-use hisbridge_core::his::{Instruction, InstructionKind, Status};
+use hisbridge_core::his::{InstructionKind, Status};
 use hisbridge_sim::{Mark, Outcome, SimConfig};
-
-fn instruction(kind: InstructionKind, order_no: &str) -> Instruction {
-    Instruction {
-        kind,
-        terminal_id: "W01".into(),
-        order_no: order_no.into(),
-        refund_no: None,
-        amount: None,
-        operator: None,
-        description: None,
-        sent_at: None,
-    }
-}
 
 fn state_of(h: &Harness, key: &str) -> Option<String> {
     h.journal().get_by_key(key).unwrap().map(|r| r.state.as_str().to_string())
@@ -30,7 +17,7 @@ fn his_cancels_a_collection_running_on_the_pos() {
     let h = Harness::with(SimConfig { script: [Outcome::NoScan].into(), ..SimConfig::default() }, "");
     let stem = h.send(&Harness::order("W01", "L0001", "+5.00", None));
     h.eventually("waiting for the scan", || h.sim.ledger().get("L0001.1").is_some());
-    let cancel = h.send(&instruction(InstructionKind::Cancel, "L0001"));
+    let cancel = h.send(&Harness::ask(InstructionKind::Cancel, "L0001"));
     let r = h.wait(&stem);
     assert_eq!((r.status, r.error_code.as_deref()), (Status::Cancelled, Some("E_CANCELLED")));
     assert_eq!(h.wait(&cancel).status, Status::Cancelled, "the cancel's own answer");
@@ -43,10 +30,10 @@ fn his_cancels_a_queued_order_that_never_reaches_the_pos() {
     let first = h.send(&Harness::order("W01", "L0002", "+5.00", None));
     let second = h.send(&Harness::order("W01", "L0003", "+6.00", None));
     h.eventually("second order queued", || state_of(&h, "L0003").as_deref() == Some("ACCEPTED"));
-    h.send(&instruction(InstructionKind::Cancel, "L0003"));
+    h.send(&Harness::ask(InstructionKind::Cancel, "L0003"));
     assert_eq!(h.wait(&second).status, Status::Cancelled);
     assert!(h.sim.ledger().get("L0003.1").is_none(), "never sent");
-    h.send(&instruction(InstructionKind::Cancel, "L0002"));
+    h.send(&Harness::ask(InstructionKind::Cancel, "L0002"));
     assert_eq!(h.wait(&first).status, Status::Cancelled);
 }
 
@@ -60,13 +47,13 @@ fn query_returns_the_current_then_the_final_result() {
     let h = Harness::with(sim, "");
     let stem = h.send(&Harness::order("W01", "L0004", "+5.00", None));
     h.eventually("patient paying", || state_of(&h, "L0004").as_deref() == Some("PAYING"));
-    let q = h.send(&instruction(InstructionKind::Query, "L0004"));
+    let q = h.send(&Harness::ask(InstructionKind::Query, "L0004"));
     assert_eq!(h.wait_any(&q).status, Status::Processing);
     let r = h.wait(&q);
     assert_eq!((r.status, r.channel.as_deref()), (Status::Success, Some("ALIPAY")));
     assert_eq!(h.wait(&stem).pay_order_no, r.pay_order_no);
     // Cancelling a finished order changes nothing.
-    let c = h.send(&instruction(InstructionKind::Cancel, "L0004"));
+    let c = h.send(&Harness::ask(InstructionKind::Cancel, "L0004"));
     assert_eq!(h.wait(&c).status, Status::Success);
     assert_eq!(h.sim.ledger().get("L0004.1").unwrap().status, "PAID");
 }

@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
 use common::Harness;
-use hisbridge_core::his::{Instruction, InstructionKind, Status};
+use hisbridge_core::his::{InstructionKind, Status};
 use hisbridge_core::pos::Link;
 use hisbridge_sim::SimConfig;
 
@@ -137,19 +137,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn instruction(kind: InstructionKind, order_no: &str) -> Instruction {
-    Instruction {
-        kind,
-        terminal_id: "W01".into(),
-        order_no: order_no.into(),
-        refund_no: None,
-        amount: None,
-        operator: None,
-        description: None,
-        sent_at: None,
-    }
-}
-
 fn bridge_with_sdk(dir: &Path) -> (Cable, App, Harness) {
     let cable = Cable::new(dir);
     let app = App::start(&cable, dir);
@@ -190,13 +177,13 @@ fn the_bridge_pays_refunds_cancels_and_queries_through_the_sdk() {
     h.eventually("waiting for the code", || {
         std::fs::read_to_string(dir.path().join("app.log")).unwrap_or_default().contains("J0004.1 SALE 394 IN_PROGRESS")
     });
-    let cancel = h.send(&instruction(InstructionKind::Cancel, "J0004"));
+    let cancel = h.send(&Harness::ask(InstructionKind::Cancel, "J0004"));
     assert_eq!(h.wait(&held).status, Status::Cancelled);
     assert_eq!(h.wait(&cancel).status, Status::Cancelled);
     assert!(!app.wallet("J0004.1").iter().any(|l| l.contains("status=PAID")), "nothing charged");
 
     // The HIS asks about a finished order: the same answer.
-    let q = h.send(&instruction(InstructionKind::Query, "J0001"));
+    let q = h.send(&Harness::ask(InstructionKind::Query, "J0001"));
     let q = h.wait(&q);
     assert_eq!((q.status, q.pay_order_no.clone()), (Status::Success, r.pay_order_no.clone()));
     // The POS was asked for the day's totals? Not needed; but the journal agrees with the wallet.

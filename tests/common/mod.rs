@@ -109,6 +109,20 @@ impl Harness {
         }
     }
 
+    /// A query or cancel of an order from terminal W01.
+    pub fn ask(kind: InstructionKind, order_no: &str) -> Instruction {
+        Instruction {
+            kind,
+            terminal_id: "W01".into(),
+            order_no: order_no.into(),
+            refund_no: None,
+            amount: None,
+            operator: None,
+            description: None,
+            sent_at: None,
+        }
+    }
+
     /// Sends an instruction the way the contract asks and returns its stem.
     pub fn send(&self, ins: &Instruction) -> String {
         let stem = hisclient::new_stem(ins);

@@ -120,10 +120,11 @@ fn normal_mode(ctx: &Context, target: &Android) -> Result<(Vec<Normal>, Vec<Stri
         if is_hub(&dev) || aoa::is_accessory(d.vendor_id(), d.product_id()) {
             continue;
         }
-        if let Android::Id(id) = target {
-            if d.vendor_id() != id.vid || d.product_id() != id.pid {
-                continue;
-            }
+        match target {
+            Android::Id(id) if d.vendor_id() != id.vid || d.product_id() != id.pid => continue,
+            // Only devices that look like an Android one are asked (never a keyboard or a disk).
+            Android::Auto if !interfaces(&dev).is_ok_and(|i| super::discover::may_be_android(&i)) => continue,
+            _ => {}
         }
         let handle = match dev.open() {
             Ok(h) => h,

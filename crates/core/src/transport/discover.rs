@@ -147,7 +147,7 @@ pub struct UsbDeviceEntry {
 
 /// Whether a device is worth asking `GET_PROTOCOL`: an Android device in its normal mode shows
 /// MTP/PTP (class 06, or vendor-specific MTP) or ADB, and is no hub, keyboard or disk.
-fn may_be_android(ifaces: &[hisbridge_protocol::usb::Interface]) -> bool {
+pub(super) fn may_be_android(ifaces: &[hisbridge_protocol::usb::Interface]) -> bool {
     ifaces.iter().any(|i| i.class == 0x06 || i.class == 0xFF)
 }
 

@@ -6,7 +6,6 @@ import java.io.FileInputStream;
 import java.io.FileOutputStream;
 import java.io.IOException;
 import java.io.InputStreamReader;
-import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.StandardCopyOption;
@@ -79,9 +78,8 @@ public final class FileTransactionStore implements TransactionStore {
 
     @Override
     public synchronized void put(Transaction t) throws IOException {
-        OutputStream o = out;
-        o.write((t.toLine() + "\n").getBytes(StandardCharsets.UTF_8));
-        o.flush();
+        out.write((t.toLine() + "\n").getBytes(StandardCharsets.UTF_8));
+        out.flush();
         out.getFD().sync();
         byRef.put(t.ref, t.copy());
     }

@@ -321,23 +321,29 @@ public final class PosServer {
             } catch (Exception e) {
                 o = null; // unknown: ask the wallet
             }
-            collected(sale, o);
+            ended(sale, o);
         });
     }
 
-    private void collected(Transaction sale, PaymentBackend.Outcome o) {
-        if (o == null || o.status == null || o.status == Transaction.Status.IN_PROGRESS) {
+    /** Whether an outcome leaves the transaction's fate unknown (asked of the wallet, then). */
+    private static boolean unknown(PaymentBackend.Outcome o) {
+        return o == null || o.status == null || o.status == Transaction.Status.IN_PROGRESS;
+    }
+
+    /** What the backend returned for a collection or a refund: recorded, or asked about. */
+    private void ended(Transaction t, PaymentBackend.Outcome o) {
+        if (unknown(o)) {
             // The backend could not say: ask the wallet until it can.
-            worker.schedule(() -> settle(sale), cfg.recoveryQueryMs, TimeUnit.MILLISECONDS);
+            worker.schedule(() -> settle(t), cfg.recoveryQueryMs, TimeUnit.MILLISECONDS);
             return;
         }
-        if (o.status == Transaction.Status.PAID && cancelRequested.get()) {
+        if (t.op == Transaction.Op.SALE && o.status == Transaction.Status.PAID && cancelRequested.get()) {
             // The CANCEL crossed the payment: report PAID, then reverse it.
-            finish(sale, o, false);
-            reverseNow(sale.ref);
+            finish(t, o, false);
+            reverseNow(t.ref);
             return;
         }
-        finish(sale, o, true);
+        finish(t, o, true);
     }
 
     /** Records the outcome and reports it; {@code done} frees the POS for the next transaction. */
@@ -387,16 +393,7 @@ public final class PosServer {
             reverseNow(t.ref); // the wallet's cancel: CANCELLED, or REVERSED if it had been paid
             return;
         }
-        if (o.status == Transaction.Status.IN_PROGRESS) {
-            worker.schedule(() -> settle(t), cfg.recoveryQueryMs, TimeUnit.MILLISECONDS);
-            return;
-        }
-        if (o.status == Transaction.Status.PAID && cancelRequested.get()) {
-            finish(t, o, false);
-            reverseNow(t.ref);
-            return;
-        }
-        finish(t, o, true);
+        ended(t, o);
     }
 
     private void reverseNow(String ref) {
@@ -418,7 +415,7 @@ public final class PosServer {
             } catch (Exception e) {
                 o = null;
             }
-            if (o == null || o.status == null || o.status == Transaction.Status.IN_PROGRESS) {
+            if (unknown(o)) {
                 final Transaction s = sale;
                 worker.schedule(() -> reverseNow(s.ref), cfg.recoveryQueryMs, TimeUnit.MILLISECONDS);
                 return;
@@ -484,11 +481,7 @@ public final class PosServer {
             } catch (Exception e) {
                 o = null;
             }
-            if (o == null || o.status == null || o.status == Transaction.Status.IN_PROGRESS) {
-                worker.schedule(() -> settle(rf), cfg.recoveryQueryMs, TimeUnit.MILLISECONDS);
-                return;
-            }
-            finish(rf, o, true);
+            ended(rf, o);
         });
     }
 
