@@ -222,7 +222,18 @@ const MIGRATIONS: &[&str] = &[
      UPDATE replies SET final_at = (SELECT result_written_at FROM orders WHERE orders.id = replies.order_id);
      CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
      INSERT OR IGNORE INTO meta (name, value) VALUES ('journal_id', lower(hex(randomblob(16))));",
+    // 2: the day an order counts on, indexed (reports and the dashboard read one day of a
+    //    journal that holds years).
+    "CREATE INDEX IF NOT EXISTS orders_day ON orders(substr(COALESCE(finished_at, created_at), 1, 10));",
 ];
+
+/// Log pages after which SQLite checkpoints inside a commit (about 16 MB): a backstop for a
+/// journal written without an idle moment.
+const WAL_BACKSTOP_PAGES: i64 = 4000;
+
+/// The day an order counts on, exactly as the `orders_day` index says it (SQLite uses an
+/// expression index only for the identical expression).
+const DAY: &str = "substr(COALESCE(finished_at, created_at), 1, 10)";
 
 /// The schema version this program writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -306,6 +317,12 @@ pub struct Journal {
     high_water: i64,
     sealed_at: i64,
     fault: Option<FaultHook>,
+    /// A lazy commit (see [`Journal::lazily`]) is not yet known to be on disk.
+    unsynced: bool,
+    /// Something was committed since the last [`Journal::checkpoint`].
+    logged: bool,
+    /// The background checkpointer, when one runs ([`Journal::checkpoint_in_background`]).
+    checkpointer: Option<std::sync::mpsc::SyncSender<()>>,
 }
 
 impl Journal {
@@ -326,7 +343,20 @@ impl Journal {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        let mut j = Self { conn, path: path.to_path_buf(), now: None, high_water: 0, sealed_at: -1, fault: None };
+        // Checkpoints run when the engine is idle ([`Journal::checkpoint`]); SQLite's own, in the
+        // middle of a commit, only when the log has grown this far without an idle moment.
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_BACKSTOP_PAGES)?;
+        let mut j = Self {
+            conn,
+            path: path.to_path_buf(),
+            now: None,
+            high_water: 0,
+            sealed_at: -1,
+            fault: None,
+            unsynced: false,
+            logged: false,
+            checkpointer: None,
+        };
         j.migrate()?;
         j.high_water = j.conn.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?;
         Ok(j)
@@ -459,6 +489,89 @@ impl Journal {
         }
     }
 
+    /// Runs `f`'s commits without waiting for the disk (`synchronous = NORMAL`).
+    ///
+    /// For the bookkeeping whose loss in a power cut costs nothing but a repetition: message
+    /// ids (a message whose handling changed nothing else may be taken again), what the POS
+    /// said short of a result, a reply's pinned text and "written" marks (a final result is
+    /// then written again, the same bytes). A WAL is written in order, so the next durable
+    /// commit (every state change) makes these durable too; until one comes, the engine calls
+    /// [`Journal::sync`] shortly after. Nothing that must be on disk before a byte goes to the
+    /// POS or before an answer goes to the HIS is ever lazy.
+    fn lazily<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let res = f(self);
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        if res.is_ok() {
+            self.unsynced = true;
+            self.logged = true;
+        }
+        res
+    }
+
+    /// Copies the log into the database file, away from the payment path: on the background
+    /// checkpointer when one runs, else here. The engine calls it when a step has left the
+    /// journal idle, so that a commit seldom has to checkpoint. Passive: it never waits for a
+    /// reader, and the log is on disk before the database file is written.
+    pub fn checkpoint(&mut self) -> Result<()> {
+        if !self.logged {
+            return Ok(());
+        }
+        self.guard("checkpoint")?;
+        self.logged = false;
+        match &self.checkpointer {
+            Some(tx) => {
+                let _ = tx.try_send(()); // one pending request covers everything logged so far
+            }
+            None => self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?,
+        }
+        Ok(())
+    }
+
+    /// Runs checkpoints on a thread and connection of their own (a WAL checkpoint and new
+    /// commits proceed side by side). Ends with this journal.
+    pub fn checkpoint_in_background(&mut self) -> Result<()> {
+        let conn = Connection::open(&self.path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+        let spawned = std::thread::Builder::new().name("journal-checkpoint".into()).spawn(move || {
+            while rx.recv().is_ok() {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "journal checkpoint failed; SQLite checkpoints on a later commit");
+                }
+            }
+        });
+        if spawned.is_ok() {
+            self.checkpointer = Some(tx);
+        }
+        Ok(())
+    }
+
+    /// Whether anything was committed since the last checkpoint.
+    pub fn needs_checkpoint(&self) -> bool {
+        self.logged
+    }
+
+    /// Whether lazy commits wait for [`Journal::sync`].
+    pub fn needs_sync(&self) -> bool {
+        self.unsynced
+    }
+
+    /// Makes every lazy commit durable: one durable commit of its own (which, in a WAL, puts
+    /// everything before it on disk).
+    pub fn sync(&mut self) -> Result<()> {
+        if !self.unsynced {
+            return Ok(());
+        }
+        self.guard("sync")?;
+        let now = self.stamp();
+        self.conn
+            .prepare_cached("INSERT OR REPLACE INTO meta (name, value) VALUES ('synced_at', ?1)")?
+            .execute([now])?;
+        self.unsynced = false;
+        Ok(())
+    }
+
     fn query_one(&self, where_sql: &str, p: impl rusqlite::Params) -> Result<Option<OrderRow>> {
         let sql = format!("SELECT {COLUMNS} FROM orders WHERE {where_sql}");
         let mut stmt = self.conn.prepare_cached(&sql)?;
@@ -492,10 +605,11 @@ impl Journal {
         let now = self.stamp();
         let kind = if o.amount_fen < 0 { Kind::Refund } else { Kind::Sale };
         let tx = self.conn.transaction()?;
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO orders (key, order_no, refund_no, terminal_id, kind, amount_fen, description, operator, source, \
              state, orig_pos_ref, created_at, updated_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,'ACCEPTED',?10,?11,?11)",
-            params![
+        )?
+        .execute(params![
                 o.key,
                 o.order_no,
                 o.refund_no,
@@ -507,8 +621,7 @@ impl Journal {
                 o.source,
                 o.orig_pos_ref,
                 now
-            ],
-        )?;
+            ])?;
         let id = tx.last_insert_rowid();
         let ev = Self::event(&tx, id, &now, State::Accepted, Some(o.source))?;
         if let Some(r) = o.reply {
@@ -516,6 +629,8 @@ impl Journal {
         }
         tx.commit()?;
         self.high_water = ev;
+        self.unsynced = false;
+        self.logged = true;
         Ok(self.get(id)?.expect("just inserted"))
     }
 
@@ -540,13 +655,14 @@ impl Journal {
         self.guard("start_attempt")?;
         let now = self.stamp();
         let tx = self.conn.transaction()?;
-        let n = tx.execute(
-            "UPDATE orders SET attempt = attempt + 1, pos_ref = key || '.' || (attempt + 1), state = 'SENT', \
+        let n = tx
+            .prepare_cached(
+                "UPDATE orders SET attempt = attempt + 1, pos_ref = key || '.' || (attempt + 1), state = 'SENT', \
              device_id = ?2, sent_at = ?3, updated_at = ?3, pay_order_no = NULL, channel = NULL, pos_code = NULL, \
              pos_message = NULL, error_code = NULL, finished_at = NULL, result_written_at = NULL, cancelled_by = NULL, \
              pos_evidence = NULL WHERE id = ?1 AND state = 'ACCEPTED'",
-            params![row.id, device_id, now],
-        )?;
+            )?
+            .execute(params![row.id, device_id, now])?;
         if n != 1 {
             return Err(Self::stale(row, Cause::Send, State::Sent));
         }
@@ -554,6 +670,8 @@ impl Journal {
         let ev = Self::event(&tx, row.id, &now, State::Sent, Some(&detail))?;
         tx.commit()?;
         self.high_water = ev;
+        self.unsynced = false;
+        self.logged = true;
         Ok(self.get(row.id)?.expect("exists"))
     }
 
@@ -576,7 +694,7 @@ impl Journal {
         let finished = to.is_final().then_some(now.as_str());
         let retry = cause == Cause::Retry;
         let tx = self.conn.transaction()?;
-        let n = tx.execute(
+        let n = tx.prepare_cached(
             "UPDATE orders SET state = ?2, updated_at = ?3, \
              finished_at = CASE WHEN ?12 THEN NULL ELSE COALESCE(?4, finished_at) END, \
              result_written_at = CASE WHEN ?12 THEN NULL ELSE result_written_at END, \
@@ -584,7 +702,8 @@ impl Journal {
              pos_message = COALESCE(?8, pos_message), error_code = COALESCE(?9, error_code), \
              cancelled_by = COALESCE(?10, cancelled_by), pos_evidence = COALESCE(?11, pos_evidence) \
              WHERE id = ?1 AND state = ?13",
-            params![
+        )?
+        .execute(params![
                 row.id,
                 to.as_str(),
                 now,
@@ -598,8 +717,7 @@ impl Journal {
                 u.evidence,
                 retry,
                 row.state.as_str()
-            ],
-        )?;
+            ])?;
         if n != 1 {
             return Err(Self::stale(row, cause, to));
         }
@@ -609,6 +727,8 @@ impl Journal {
         }
         tx.commit()?;
         self.high_water = ev;
+        self.unsynced = false;
+        self.logged = true;
         Ok(self.get(row.id)?.expect("exists"))
     }
 
@@ -618,10 +738,12 @@ impl Journal {
             return Ok(());
         }
         self.guard("note_evidence")?;
-        self.conn
-            .prepare_cached("UPDATE orders SET pos_evidence = ?2 WHERE id = ?1")?
-            .execute(params![row.id, evidence])?;
-        Ok(())
+        self.lazily(|j| {
+            j.conn
+                .prepare_cached("UPDATE orders SET pos_evidence = ?2 WHERE id = ?1")?
+                .execute(params![row.id, evidence])?;
+            Ok(())
+        })
     }
 
     /// Puts an order back in the queue when its command provably never left the bridge.
@@ -630,26 +752,30 @@ impl Journal {
         self.guard("requeue")?;
         let now = self.stamp();
         let tx = self.conn.transaction()?;
-        let n = tx.execute(
+        let n = tx.prepare_cached(
             "UPDATE orders SET state = 'ACCEPTED', attempt = attempt - 1, pos_ref = NULL, updated_at = ?2 WHERE id = ?1 AND state = 'SENT'",
-            params![row.id, now],
-        )?;
+        )?
+        .execute(params![row.id, now])?;
         if n != 1 {
             return Err(Self::stale(row, Cause::Requeue, State::Accepted));
         }
         let ev = Self::event(&tx, row.id, &now, State::Accepted, Some(detail))?;
         tx.commit()?;
         self.high_water = ev;
+        self.unsynced = false;
+        self.logged = true;
         Ok(self.get(row.id)?.expect("exists"))
     }
 
     pub fn mark_result_written(&mut self, id: i64) -> Result<()> {
         self.guard("mark_result_written")?;
         let now = self.stamp();
-        self.conn
-            .prepare_cached("UPDATE orders SET result_written_at = ?2 WHERE id = ?1")?
-            .execute(params![id, now])?;
-        Ok(())
+        self.lazily(|j| {
+            j.conn
+                .prepare_cached("UPDATE orders SET result_written_at = ?2 WHERE id = ?1")?
+                .execute(params![id, now])?;
+            Ok(())
+        })
     }
 
     /// The oldest order waiting for the POS.
@@ -671,8 +797,16 @@ impl Journal {
     /// Final orders whose result has not been written everywhere yet (a crash or a failed write
     /// in between).
     pub fn unwritten_results(&self) -> Result<Vec<OrderRow>> {
-        let sql = format!("result_written_at IS NULL AND state IN ({}) ORDER BY id", sql_list(State::is_final));
-        self.query_many(&sql, [])
+        // Through the partial index of unwritten rows (a handful), never the state index (whose
+        // final states hold the whole history).
+        let sql = format!(
+            "SELECT {COLUMNS} FROM orders INDEXED BY orders_unwritten WHERE result_written_at IS NULL \
+             AND state IN ({}) ORDER BY id",
+            sql_list(State::is_final)
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map([], row_to_order)?;
+        rows.map(|r| finish(r?)).collect()
     }
 
     /// Refund amounts (fen, positive) already done or possibly under way for an order number.
@@ -719,20 +853,27 @@ impl Journal {
     /// Fixes the final result a reply owes (see [`ReplyRow::pinned`]).
     pub fn pin_reply(&mut self, id: i64, reply_to: &str, json: &str) -> Result<()> {
         self.guard("pin_reply")?;
-        self.conn
-            .prepare_cached("UPDATE replies SET pinned = ?3 WHERE order_id = ?1 AND reply_to = ?2 AND pinned IS NULL")?
-            .execute(params![id, reply_to, json])?;
-        Ok(())
+        // Lazy: a pin lost in a power cut is made again from the same final row.
+        self.lazily(|j| {
+            j.conn
+                .prepare_cached(
+                    "UPDATE replies SET pinned = ?3 WHERE order_id = ?1 AND reply_to = ?2 AND pinned IS NULL",
+                )?
+                .execute(params![id, reply_to, json])?;
+            Ok(())
+        })
     }
 
     /// The reply's final result is written: that file is never written again.
     pub fn mark_reply_final(&mut self, id: i64, reply_to: &str) -> Result<()> {
         self.guard("mark_reply_final")?;
         let now = self.stamp();
-        self.conn
-            .prepare_cached("UPDATE replies SET final_at = ?3 WHERE order_id = ?1 AND reply_to = ?2")?
-            .execute(params![id, reply_to, now])?;
-        Ok(())
+        self.lazily(|j| {
+            j.conn
+                .prepare_cached("UPDATE replies SET final_at = ?3 WHERE order_id = ?1 AND reply_to = ?2")?
+                .execute(params![id, reply_to, now])?;
+            Ok(())
+        })
     }
 
     /// Whether a result file stem still answers an order whose final result it has not got.
@@ -748,10 +889,12 @@ impl Journal {
     /// Forgets the archived instruction file of a reply.
     pub fn clear_work_file(&mut self, id: i64, reply_to: &str) -> Result<()> {
         self.guard("clear_work_file")?;
-        self.conn
-            .prepare_cached("UPDATE replies SET work_file = NULL WHERE order_id = ?1 AND reply_to = ?2")?
-            .execute(params![id, reply_to])?;
-        Ok(())
+        self.lazily(|j| {
+            j.conn
+                .prepare_cached("UPDATE replies SET work_file = NULL WHERE order_id = ?1 AND reply_to = ?2")?
+                .execute(params![id, reply_to])?;
+            Ok(())
+        })
     }
 
     /// The order a POS reference belongs to (indexed).
@@ -763,12 +906,13 @@ impl Journal {
     /// before (a replay).
     pub fn record_message(&mut self, nonce_hex: &str, source: &str, now_unix: i64, expires_unix: i64) -> Result<bool> {
         self.guard("record_message")?;
-        let n = self
-            .conn
-            .prepare_cached(
-                "INSERT OR IGNORE INTO seen_messages (nonce, at_unix, source, expires_unix) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![nonce_hex, now_unix, source, expires_unix])?;
+        let n = self.lazily(|j| {
+            Ok(j.conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO seen_messages (nonce, at_unix, source, expires_unix) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![nonce_hex, now_unix, source, expires_unix])?)
+        })?;
         Ok(n == 1)
     }
 
@@ -879,7 +1023,7 @@ impl Journal {
     /// Orders of one local day (`YYYY-MM-DD`): a final order counts on the day its outcome was
     /// known, an open one on the day it arrived.
     pub fn orders_of_day(&self, day: &str) -> Result<Vec<OrderRow>> {
-        self.query_many("substr(COALESCE(finished_at, created_at), 1, 10) = ?1 ORDER BY id", [day])
+        self.query_many(&format!("{DAY} = ?1 ORDER BY id"), [day])
     }
 
     /// Orders whose outcome is not final and that arrived on or before `day` (`YYYY-MM-DD`).
@@ -892,26 +1036,38 @@ impl Journal {
 
     /// Orders whose day (as in [`Journal::orders_of_day`]) lies in `from..=to`.
     pub fn orders_between(&self, from: &str, to: &str) -> Result<Vec<OrderRow>> {
-        self.query_many("substr(COALESCE(finished_at, created_at), 1, 10) BETWEEN ?1 AND ?2 ORDER BY id", [from, to])
+        self.query_many(&format!("{DAY} BETWEEN ?1 AND ?2 ORDER BY id"), [from, to])
     }
 
-    /// Refunds done so far, by collection order number.
-    pub fn refunded_by_order(&self) -> Result<HashMap<String, i64>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT order_no, SUM(-amount_fen) FROM orders WHERE kind = 'REFUND' AND state = 'REFUNDED' GROUP BY order_no",
-        )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    /// Refunds done so far (any day), by collection order number, for the collections that
+    /// count on `day` (`YYYY-MM-DD`): what a day's report shows beside each collection.
+    pub fn refunded_for_day(&self, day: &str) -> Result<HashMap<String, i64>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT order_no, SUM(-amount_fen) FROM orders WHERE kind = 'REFUND' AND state = 'REFUNDED' \
+             AND order_no IN (SELECT order_no FROM orders WHERE {DAY} = ?1 AND kind = 'SALE') GROUP BY order_no"
+        ))?;
+        let rows = stmt.query_map([day], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Instructions refused on a day (`YYYY-MM-DD`).
     pub fn rejects_of_day(&self, day: &str) -> Result<i64> {
-        Ok(self.conn.query_row("SELECT COUNT(*) FROM rejects WHERE substr(at, 1, 10) = ?1", [day], |r| r.get(0))?)
+        // A range of the index: `at` starts with the day, and `T` sorts after nothing shorter.
+        let next = format!("{day}~");
+        Ok(self
+            .conn
+            .prepare_cached("SELECT COUNT(*) FROM rejects WHERE at >= ?1 AND at < ?2")?
+            .query_row([day, next.as_str()], |r| r.get(0))?)
     }
 
-    /// The local day (`YYYY-MM-DD`) of the first order ever journaled.
+    /// The local day (`YYYY-MM-DD`) of the first order ever journaled (rows are numbered in
+    /// the order they arrive: the first row, not a scan for the smallest time).
     pub fn first_day(&self) -> Result<Option<String>> {
-        Ok(self.conn.query_row("SELECT substr(MIN(created_at), 1, 10) FROM orders", [], |r| r.get(0))?)
+        Ok(self
+            .conn
+            .prepare_cached("SELECT substr(created_at, 1, 10) FROM orders WHERE id = (SELECT MIN(id) FROM orders)")?
+            .query_row([], |r| r.get(0))
+            .optional()?)
     }
 
     /// Direct access for tools that fill a journal in bulk (benchmarks, generated test days).
@@ -1087,5 +1243,125 @@ mod tests {
         std::fs::remove_file(crash.join("j.sqlite-wal")).unwrap();
         let mut j = Journal::open(&path).unwrap();
         assert!(matches!(j.check_seal().unwrap(), Integrity::Lost(why) if why.contains("lost history")), "deleted WAL");
+    }
+
+    #[test]
+    fn bookkeeping_is_lazy_and_made_durable_by_the_next_state_change_or_a_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite");
+        let mut j = Journal::open(&path).unwrap();
+        let o = j.insert(&new("A1", 100)).unwrap();
+        assert!(!j.needs_sync());
+        assert!(j.record_message("01", "file:A1", 1, 2).unwrap());
+        assert!(j.needs_sync(), "a message id waits for the disk");
+        let o = j.start_attempt(&o, "P").unwrap();
+        assert!(!j.needs_sync(), "a durable commit takes the lazy ones with it");
+        j.note_evidence(&o, "ACK").unwrap();
+        assert!(j.needs_sync());
+        j.sync().unwrap();
+        assert!(!j.needs_sync());
+        j.sync().unwrap();
+        let sync: String = j.conn.query_row("PRAGMA synchronous", [], |r| r.get::<_, i64>(0)).unwrap().to_string();
+        assert_eq!(sync, "2", "FULL again after a lazy commit");
+        // Lazy or not, what was committed is there for the next connection.
+        drop(j);
+        let j = Journal::open(&path).unwrap();
+        assert_eq!(j.get(o.id).unwrap().unwrap().pos_evidence.as_deref(), Some("ACK"));
+        assert_eq!(j.message_source("01").unwrap().as_deref(), Some("file:A1"));
+    }
+
+    static TRACED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+    fn traced(sql: &str) {
+        TRACED.lock().unwrap().push(sql.to_string());
+    }
+
+    /// Every statement of the per-order path, the periodic jobs, start-up and a day's report
+    /// reads the rows it needs through an index: none scans a table (or a whole index) whose
+    /// size grows with the journal's age.
+    #[test]
+    fn no_statement_on_a_hot_path_scans_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+        // Some history, and a reject and a message id, so every table has rows.
+        for i in 0..30 {
+            let k = format!("H{i}");
+            let o = j.insert(&new(&k, 100)).unwrap();
+            let o = j.start_attempt(&o, "P").unwrap();
+            j.transition(&o, Cause::PosFinal, State::Success, &Update::default()).unwrap();
+            j.mark_result_written(o.id).unwrap();
+        }
+        j.record_reject("file:x", None, "E_DECRYPT", "junk").unwrap();
+        j.connection().trace(Some(traced));
+        TRACED.lock().unwrap().clear();
+
+        // Start-up and the periodic jobs.
+        j.check_seal().unwrap();
+        j.unwritten_results().unwrap();
+        j.open_orders().unwrap();
+        j.prune_messages(0).unwrap();
+        j.prune_rejects("2000-01-01").unwrap();
+        j.reseal(true);
+        j.first_day().unwrap();
+        // One order, a refund of an earlier one, and their results.
+        assert!(j.record_message("00ff", "file:A1", 1, 2).unwrap());
+        j.message_source("00ff").unwrap();
+        j.get_by_key("A1").unwrap();
+        let o = j
+            .insert(&NewOrder { reply: Some(ReplyTo { stem: "A1", work_file: Some("w") }), ..new("A1", 100) })
+            .unwrap();
+        j.next_accepted().unwrap();
+        j.accepted_orders().unwrap();
+        let o = j.start_attempt(&o, "P").unwrap();
+        j.by_pos_ref("A1.1").unwrap();
+        j.note_evidence(&o, "ACK").unwrap();
+        let o = j.transition(&o, Cause::UserPaying, State::Paying, &Update::default()).unwrap();
+        let o = j.transition(&o, Cause::PosFinal, State::Success, &Update::default()).unwrap();
+        j.replies(o.id).unwrap();
+        j.pin_reply(o.id, "A1", "{}").unwrap();
+        j.mark_reply_final(o.id, "A1").unwrap();
+        j.clear_work_file(o.id, "A1").unwrap();
+        j.stem_in_use("A1").unwrap();
+        j.mark_result_written(o.id).unwrap();
+        j.refunds_committed("H1", None).unwrap();
+        let r = j.insert(&new("H1@R1", -50)).unwrap();
+        j.add_reply(r.id, "H1R1", None).unwrap();
+        j.sync().unwrap();
+        // A day's report and the dashboard.
+        let day = &o.created_at[..10];
+        j.orders_of_day(day).unwrap();
+        j.refunded_for_day(day).unwrap();
+        j.open_items(day).unwrap();
+        j.rejects_of_day(day).unwrap();
+        j.pos_totals("20261201").unwrap();
+        j.events(o.id).unwrap();
+        j.orders_between(day, day).unwrap();
+
+        let statements = std::mem::take(&mut *TRACED.lock().unwrap());
+        j.connection().trace(None);
+        assert!(statements.len() > 30, "{statements:?}");
+        let mut scans = Vec::new();
+        for sql in &statements {
+            let s = sql.trim_start().to_ascii_uppercase();
+            if !(s.starts_with("SELECT")
+                || s.starts_with("UPDATE")
+                || s.starts_with("DELETE")
+                || s.starts_with("INSERT"))
+            {
+                continue;
+            }
+            let mut stmt = j.conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let plan: Vec<String> =
+                stmt.query_map([], |r| r.get::<_, String>(3)).unwrap().map(|r| r.unwrap()).collect();
+            for step in plan {
+                // `SCAN t` reads every row; `SCAN t USING ... INDEX` every index entry. The
+                // partial index of unwritten results holds only those (a handful).
+                let partial = step.ends_with("USING INDEX orders_unwritten");
+                if step.starts_with("SCAN ") && !step.starts_with("SCAN CONSTANT") && !partial {
+                    scans.push(format!("{step}  <-  {sql}"));
+                }
+            }
+        }
+        assert!(scans.is_empty(), "statements that scan:\n{}", scans.join("\n"));
     }
 }

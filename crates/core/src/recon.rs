@@ -234,7 +234,7 @@ impl DayReport {
     pub fn build(journal: &Journal, date: &str, device_id: &str) -> Result<Self, ReportError> {
         let pos_date = pos_day(date)?;
         let rows = journal.orders_of_day(date)?;
-        let refunded = journal.refunded_by_order()?;
+        let refunded = journal.refunded_for_day(date)?;
         let open = journal.open_items(date)?;
         let rejected = journal.rejects_of_day(date)?;
         let pos = journal.pos_totals(&pos_date)?;
@@ -584,9 +584,12 @@ pub async fn schedule(
     loop {
         let date = due_day(chrono::Local::now().naive_local(), cfg.at).format("%Y-%m-%d").to_string();
         let (name, _) = file_names(&date).expect("a formatted date");
-        let first = Journal::open(&journal_path).and_then(|j| j.first_day());
-        let wanted = matches!(&first, Ok(Some(f)) if *f <= date);
-        if wanted && !cfg.folder.join(&name).exists() {
+        // The file's presence first: the journal is opened only when a file is due.
+        let wanted = !cfg.folder.join(&name).exists() && {
+            let first = Journal::open(&journal_path).and_then(|j| j.first_day());
+            matches!(&first, Ok(Some(f)) if *f <= date)
+        };
+        if wanted {
             match produce(&cfg, &journal_path, &key, &device_id, &control, &date).await {
                 Ok((r, paths)) => tracing::info!(
                     date,
@@ -597,6 +600,8 @@ pub async fn schedule(
                 ),
                 Err(e) => tracing::error!(date, error = %e, "cannot write the reconciliation file"),
             }
+            // A day's report of a busy hospital is tens of MB while it is built: give it back.
+            crate::diag::release_memory();
         }
         tokio::time::sleep(std::time::Duration::from_secs(60)).await;
     }
