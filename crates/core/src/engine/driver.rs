@@ -156,9 +156,24 @@ impl Driver {
         }
     }
 
-    /// Carries out every effect, feeding each outcome back at once.
+    /// Carries out every effect, feeding each outcome back at once. A step's commands for the
+    /// POS go out before its files: the progress results the HIS reads do not delay a payment
+    /// (every effect of a step follows its journal commits either way).
     async fn flush(&mut self) {
-        while let Some(e) = self.engine.poll_effect() {
+        loop {
+            let batch: Vec<Effect> = std::iter::from_fn(|| self.engine.poll_effect()).collect();
+            if batch.is_empty() {
+                return;
+            }
+            let (pos, rest): (Vec<Effect>, Vec<Effect>) = batch.into_iter().partition(|e| matches!(e, Effect::Pos(_)));
+            for e in pos.into_iter().chain(rest) {
+                self.apply(e).await;
+            }
+        }
+    }
+
+    async fn apply(&mut self, e: Effect) {
+        {
             match e {
                 Effect::Pos(req) => {
                     if let Err(err) = self.pos.request(req.clone()).await {

@@ -11,7 +11,9 @@ use crate::config::Folders;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileOp {
     /// `outbox/<stem>.res` with this sealed text: temp file, flush, rename, directory flush.
-    WriteResult { stem: String, text: String },
+    /// A result file; a `final_` one is on disk (its folder entry too) when this is done, a
+    /// progress one only complete (a power cut may leave the one before it, which is true too).
+    WriteResult { stem: String, text: String, final_: bool },
     /// The claimed instruction file into `archive/<day>/` (an already moved file counts as done).
     Archive { path: PathBuf, day: String },
     /// A refused file into `error/`, with `<name>.reason.txt` beside it.
@@ -127,14 +129,14 @@ impl FileExec {
 
     pub fn apply(&mut self, op: &FileOp) -> std::io::Result<()> {
         match op {
-            FileOp::WriteResult { stem, text } => {
+            FileOp::WriteResult { stem, text, final_ } => {
                 let name = format!("{stem}.{}", crate::folders::RESULT_EXT);
                 let dir = self.folders.outbox.clone();
                 if self.keeps_final(&dir.join(&name), text) {
                     tracing::warn!(file = %name, "holds another final result, which stays; this answer is not written there");
                     return Ok(());
                 }
-                self.write_atomic(&dir, &name, text.as_bytes())
+                self.write_atomic(&dir, &name, text.as_bytes(), *final_)
             }
             FileOp::Archive { path, day } => {
                 if !present(path) {
@@ -156,7 +158,7 @@ impl FileExec {
                 not_a_link(&dir)?;
                 let dest = free_name(&dir, &name_of(path));
                 let reason_name = format!("{}.reason.txt", name_of(&dest));
-                self.write_atomic(&dir, &reason_name, reason.as_bytes())?;
+                self.write_atomic(&dir, &reason_name, reason.as_bytes(), true)?;
                 self.step(FsStep::Rename, &dest)?;
                 crate::folders::rename_no_link(path, &dest)?;
                 crate::folders::sync_dir(&dir);
@@ -165,7 +167,7 @@ impl FileExec {
         }
     }
 
-    fn write_atomic(&mut self, dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    fn write_atomic(&mut self, dir: &Path, name: &str, bytes: &[u8], durable_name: bool) -> std::io::Result<()> {
         not_a_link(dir)?;
         let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
         let dest = dir.join(name);
@@ -179,7 +181,9 @@ impl FileExec {
             drop(f);
             self.step(FsStep::Rename, &dest)?;
             std::fs::rename(&tmp, &dest)?;
-            crate::folders::sync_dir(dir);
+            if durable_name {
+                crate::folders::sync_dir(dir);
+            }
             Ok(())
         })();
         if res.is_err() {

@@ -43,6 +43,9 @@ pub use effects::{FileExec, FileOp, FsFault, FsStep};
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often housekeeping runs (message ids pruned, the journal's seal refreshed).
 pub const HOUSEKEEPING: Duration = Duration::from_secs(60);
+/// How soon lazy journal commits are made durable when no durable commit follows them, and
+/// the journal's log checkpointed.
+pub const SYNC_AFTER: Duration = Duration::from_millis(500);
 /// How often a journal that failed is tried again.
 pub const JOURNAL_PROBE: Duration = Duration::from_secs(5);
 /// Refusals journaled in a burst, and per second after it.
@@ -440,6 +443,11 @@ impl Engine {
         if let Err(e) = self.unavailable() {
             self.journal_failed(&e);
         }
+        if !self.journal.needs_sync() && !self.journal.needs_checkpoint() {
+            self.timers.stop(Timer::Sync);
+        } else if self.timers.get(Timer::Sync).is_none() {
+            self.timers.set(Timer::Sync, self.now + SYNC_AFTER);
+        }
         self.journal.reseal(false);
     }
 
@@ -608,6 +616,13 @@ impl Engine {
         if self.timers.expired(Timer::Housekeeping, t) {
             self.housekeeping();
         }
+        if self.timers.expired(Timer::Sync, t) {
+            // Idle since the last step: the lazy commits go to disk, the log into the database.
+            self.timers.stop(Timer::Sync);
+            if let Err(e) = self.journal.sync().and_then(|_| self.journal.checkpoint()) {
+                self.journal_failed(&e);
+            }
+        }
         if self.timers.expired(Timer::JournalProbe, t) {
             self.probe_journal();
         }
@@ -754,9 +769,10 @@ impl Engine {
                     for r in replies {
                         let json = r.pinned.clone().unwrap_or_else(|| msg.to_json());
                         let text = self.key.seal(Direction::ToHis, json.as_bytes());
+                        let final_ = row.state.is_final();
                         self.file(
-                            FileOp::WriteResult { stem: r.stem.clone(), text },
-                            Purpose::Result { order: row.id, stem: r.stem, final_: row.state.is_final() },
+                            FileOp::WriteResult { stem: r.stem.clone(), text, final_ },
+                            Purpose::Result { order: row.id, stem: r.stem, final_ },
                         );
                     }
                     Ok(row.state)
@@ -1214,7 +1230,7 @@ impl Engine {
                     warn!(stem, "this file name answers an order still running: its result file is left alone");
                 } else {
                     let text = self.seal(&msg);
-                    self.file(FileOp::WriteResult { stem: stem.clone(), text }, Purpose::Refusal);
+                    self.file(FileOp::WriteResult { stem: stem.clone(), text, final_: true }, Purpose::Refusal);
                 }
                 self.quarantine(work_path.clone(), code, detail);
             }
@@ -1959,7 +1975,7 @@ impl Engine {
             let final_ = r.pinned.is_some() || row.state.is_final();
             let text = self.key.seal(Direction::ToHis, json.as_bytes());
             self.file(
-                FileOp::WriteResult { stem: r.stem.clone(), text },
+                FileOp::WriteResult { stem: r.stem.clone(), text, final_ },
                 Purpose::Result { order: row.id, stem: r.stem.clone(), final_ },
             );
         }

@@ -23,9 +23,11 @@ pub enum Timer {
     JournalProbe,
     /// The first queued order to fail because the POS cannot be reached.
     Unavailable,
+    /// Lazy journal commits to make durable (no durable commit came after them).
+    Sync,
 }
 
-const N: usize = 9;
+const N: usize = 10;
 
 impl Timer {
     pub const ALL: [Timer; N] = [
@@ -38,6 +40,7 @@ impl Timer {
         Timer::Retry,
         Timer::JournalProbe,
         Timer::Unavailable,
+        Timer::Sync,
     ];
 }
 
