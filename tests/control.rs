@@ -145,11 +145,30 @@ fn settings_are_checked_saved_and_applied() {
 #[test]
 fn an_idle_bridge_does_not_keep_listing_its_inbox() {
     // Listing the inbox opens it; if that woke another listing the bridge would spin at full
-    // CPU while idle. The timer lists it every `rescan_ms` (100 ms here): about 30 in 3 s.
+    // CPU while idle. With file-system events the safety-net listing runs every 30 s
+    // (intake::SAFETY_NET): none in 3 s.
     let h = Harness::new();
     assert_eq!(h.pay("IDLE1", "+1.00").status, Status::Success);
-    let before = hisbridge_core::intake::LISTINGS.load(std::sync::atomic::Ordering::Relaxed);
+    let before = hisbridge_core::intake::listings(h.inbox());
     std::thread::sleep(std::time::Duration::from_secs(3));
-    let n = hisbridge_core::intake::LISTINGS.load(std::sync::atomic::Ordering::Relaxed) - before;
-    assert!(n < 300, "{n} listings of an idle inbox in 3 s");
+    let n = hisbridge_core::intake::listings(h.inbox()) - before;
+    assert!(n <= 1, "{n} listings of an idle inbox in 3 s");
+}
+
+#[test]
+fn orders_are_taken_by_their_event_without_listing_what_else_lies_in_the_inbox() {
+    // An HIS that never cleans up: its temp files, logs and exports stay in the inbox. Each
+    // order is found by the name its event reports; the inbox is not listed for it.
+    let h = Harness::new();
+    for i in 0..2000 {
+        std::fs::write(h.inbox().join(format!("~his{i:05}.tmp.log")), b"not for the bridge").unwrap();
+    }
+    assert_eq!(h.pay("CLUTTER0", "+1.00").status, Status::Success);
+    let before = hisbridge_core::intake::listings(h.inbox());
+    for i in 1..=5 {
+        assert_eq!(h.pay(&format!("CLUTTER{i}"), "+1.00").status, Status::Success);
+    }
+    let n = hisbridge_core::intake::listings(h.inbox()) - before;
+    assert_eq!(n, 0, "the inbox was listed {n} times for 5 orders");
+    assert_eq!(common::list(h.inbox()).len(), 2000, "nothing of the HIS's own was touched");
 }

@@ -509,7 +509,7 @@ impl World {
     }
 
     fn observe_file(&mut self, op: &FileOp) {
-        let FileOp::WriteResult { stem, text } = op else { return };
+        let FileOp::WriteResult { stem, text, .. } = op else { return };
         // What the HIS can read is what is in the file now.
         let on_disk = std::fs::read_to_string(self.folders.outbox.join(format!("{stem}.res"))).unwrap_or_default();
         if on_disk != *text {

@@ -148,13 +148,36 @@ impl InboxTracker {
         self.seen.retain(|k, _| present(k));
     }
 
+    /// How many files are followed.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+
     pub fn forget(&mut self, name: &str) {
         self.seen.remove(name);
     }
 
-    /// The next time a file still settling becomes stable (None when none is settling).
+    /// The files to look at again on each pass: seen, not yet taken, and either still settling
+    /// or, having failed, had their time (`give_up`). Others wait for the next full listing.
+    pub fn due(&self, now: Instant) -> impl Iterator<Item = String> + '_ {
+        self.seen
+            .iter()
+            .filter(move |(_, s)| !s.failed || now.duration_since(s.first_seen) >= self.give_up)
+            .map(|(k, _)| k.clone())
+    }
+
+    /// The next time a file still settling becomes stable, or a failing one has had its time
+    /// (None when there is none).
     pub fn next_check(&self, now: Instant) -> Option<Instant> {
-        self.seen.values().map(|s| s.stable_since + self.stable).filter(|t| *t > now).min()
+        self.seen
+            .values()
+            .map(|s| if s.failed { s.first_seen + self.give_up } else { s.stable_since + self.stable })
+            .filter(|t| *t > now)
+            .min()
     }
 }
 
@@ -187,6 +210,19 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<Pat
         sync_dir(dir);
         Ok(dest.clone())
     })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
+}
+
+/// Replaces `dir/name` whole (temp file and rename), without waiting for the disk: for files
+/// rewritten often whose loss in a power cut costs nothing (the status file, rewritten at the
+/// next start). A reader sees the old file or the new one, never a part.
+pub fn replace_file(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let dest = dir.join(name);
+    let res = std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, &dest)).map(|_| dest);
     if res.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }

@@ -8,8 +8,22 @@ use std::time::Instant;
 
 use notify::Watcher;
 
-/// How many times the inbox has been listed in this process (for the idle-cost test).
-pub static LISTINGS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// How many times each inbox has been listed whole in this process (for the cost tests).
+static LISTINGS: std::sync::Mutex<Vec<(PathBuf, u64)>> = std::sync::Mutex::new(Vec::new());
+
+/// How many times `inbox` has been listed whole in this process.
+pub fn listings(inbox: &Path) -> u64 {
+    LISTINGS.lock().map(|l| l.iter().find(|(p, _)| p == inbox).map_or(0, |(_, n)| *n)).unwrap_or(0)
+}
+
+fn count_listing(inbox: &Path) {
+    if let Ok(mut l) = LISTINGS.lock() {
+        match l.iter_mut().find(|(p, _)| p == inbox) {
+            Some((_, n)) => *n += 1,
+            None => l.push((inbox.to_path_buf(), 1)),
+        }
+    }
+}
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
@@ -91,13 +105,43 @@ impl Inbox {
             }
         }
         let folders = self.scanner.folders.clone();
-        let (wake_tx, mut wake_rx) = mpsc::unbounded_channel::<()>();
+        let (wake_tx, mut wake_rx) = mpsc::unbounded_channel::<Wake>();
         let mut _watcher = watch(&folders.inbox, wake_tx.clone());
         let mut tracker = InboxTracker::new(self.scanner.cfg.stable, self.scanner.cfg.give_up);
         let mut inbox_missing = false;
+        // The whole inbox is listed at start, on the timer (a safety net for lost events), after
+        // a watcher error or overflow, and while refusals remain; an event lists only its names.
+        let mut full = true;
+        let mut names = std::collections::BTreeSet::new();
+        let mut next_full = tokio::time::Instant::now();
+        // Events are trusted until a safety-net listing finds a file they did not report (a
+        // network folder without notifications); the listing then runs every `rescan`.
+        let mut trusted = _watcher.is_some();
         loop {
             let mut more = false;
-            match self.scanner.scan(&mut tracker, Instant::now()) {
+            let now = Instant::now();
+            let safety_net = !full && tokio::time::Instant::now() >= next_full;
+            let res = if full || safety_net {
+                let period = if trusted { self.scanner.cfg.rescan.max(SAFETY_NET) } else { self.scanner.cfg.rescan };
+                next_full = tokio::time::Instant::now() + period;
+                names.clear();
+                let before = tracker.len();
+                let res = self.scanner.scan(&mut tracker, now);
+                if let Ok((subs, _)) = &res {
+                    if safety_net && trusted && (!subs.is_empty() || tracker.len() > before) {
+                        warn!(inbox = %folders.inbox.display(), "file-system events missed a file in the inbox; listing it every intake.rescan_ms from now on");
+                        trusted = false;
+                        next_full = tokio::time::Instant::now() + self.scanner.cfg.rescan;
+                    }
+                }
+                res
+            } else {
+                // Files still settling are looked at again with the names of this wake-up.
+                names.extend(tracker.due(now));
+                Ok(self.scanner.scan_names(&std::mem::take(&mut names), &mut tracker, now))
+            };
+            full = false;
+            match res {
                 Ok((subs, m)) => {
                     more = m;
                     if inbox_missing {
@@ -120,17 +164,25 @@ impl Inbox {
                 }
             }
             if more {
+                full = true;
                 tokio::task::yield_now().await;
                 continue;
             }
-            let mut next = tokio::time::Instant::now() + self.scanner.cfg.rescan;
+            let mut next = next_full;
             if let Some(t) = tracker.next_check(Instant::now()) {
                 next = next.min(tokio::time::Instant::from_std(t));
             }
             tokio::select! {
-                _ = wake_rx.recv() => {
-                    // One listing answers a whole burst of events.
-                    while wake_rx.try_recv().is_ok() {}
+                w = wake_rx.recv() => {
+                    // One pass answers a whole burst of events.
+                    let mut w = w;
+                    while let Some(wake) = w {
+                        match wake {
+                            Wake::Names(n) => names.extend(n),
+                            Wake::All => full = true,
+                        }
+                        w = wake_rx.try_recv().ok();
+                    }
                 }
                 _ = tokio::time::sleep_until(next) => {}
             }
@@ -138,20 +190,49 @@ impl Inbox {
     }
 }
 
-fn watch(inbox: &Path, wake: mpsc::UnboundedSender<()>) -> Option<notify::RecommendedWatcher> {
+/// How often the whole inbox is listed while file-system events are trusted (a safety net;
+/// `intake.rescan_ms` when it is longer, or once events have missed a file).
+pub const SAFETY_NET: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// What a file-system event asks of the inbox task.
+enum Wake {
+    /// These entries changed.
+    Names(Vec<String>),
+    /// Something was missed (an error, an overflow): list it all.
+    All,
+}
+
+fn watch(inbox: &Path, wake: mpsc::UnboundedSender<Wake>) -> Option<notify::RecommendedWatcher> {
+    let dir = inbox.to_path_buf();
     let res = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
-        let relevant = match &ev {
+        let w = match ev {
             // Listing the inbox opens it: an access event must not wake another listing, or
             // the two feed each other and an idle bridge spins.
-            Ok(e) => !matches!(e.kind, notify::EventKind::Access(_)),
+            Ok(e) if matches!(e.kind, notify::EventKind::Access(_)) => return,
+            Ok(e) if e.need_rescan() || e.paths.is_empty() => Wake::All,
+            Ok(e) => {
+                let names: Vec<String> = e
+                    .paths
+                    .iter()
+                    .filter(|p| p.parent() == Some(dir.as_path()))
+                    .filter_map(|p| p.file_name()?.to_str().map(str::to_string))
+                    .collect();
+                // An event about the folder itself (moved, deleted) or a name that is not
+                // UTF-8: the listing sorts it out.
+                if names.len() < e.paths.iter().filter(|p| p.as_path() != dir.as_path()).count()
+                    || e.paths.iter().any(|p| p.as_path() == dir.as_path())
+                {
+                    Wake::All
+                } else {
+                    Wake::Names(names)
+                }
+            }
             Err(e) => {
-                debug!(error = %e, "inbox watcher error; the timer listing covers it");
-                true
+                debug!(error = %e, "inbox watcher error; listing it all");
+                Wake::All
             }
         };
-        if relevant {
-            let _ = wake.send(());
-        }
+        let _ = wake.send(w);
     })
     .and_then(|mut w| w.watch(inbox, notify::RecursiveMode::NonRecursive).map(|_| w));
     match res {
@@ -217,23 +298,78 @@ impl Scanner {
     /// returns it for the engine.
     /// Also says whether refusals were left for the next listing (`MAX_REFUSALS` reached).
     pub fn scan(&self, tracker: &mut InboxTracker, now: Instant) -> std::io::Result<(Vec<Submission>, bool)> {
-        LISTINGS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut out = Vec::new();
-        let mut names: Vec<String> = Vec::new();
+        count_listing(&self.folders.inbox);
+        let mut entries = Vec::new();
         for e in std::fs::read_dir(&self.folders.inbox)?.flatten() {
             let os = e.file_name();
+            // Whatever the HIS leaves that is not the bridge's (temp files, logs, exports) costs
+            // one comparison here, nothing more.
+            if !may_matter(&os) {
+                continue;
+            }
+            if let Ok(t) = e.file_type() {
+                entries.push((os, t));
+            }
+        }
+        Ok(self.take(entries, tracker, now, true))
+    }
+
+    /// Looks at the named inbox entries only (the names file-system events reported): the
+    /// cost of an order does not grow with what else lies in the inbox. A marker brings its
+    /// instruction along, an instruction its marker.
+    pub fn scan_names(
+        &self,
+        names: &std::collections::BTreeSet<String>,
+        tracker: &mut InboxTracker,
+        now: Instant,
+    ) -> (Vec<Submission>, bool) {
+        let mut wanted = names.clone();
+        for n in names {
+            match classify(n) {
+                NameKind::Marker { target } => {
+                    wanted.insert(target);
+                }
+                NameKind::Instruction { .. } => {
+                    wanted.insert(format!("{n}{}", crate::folders::DONE_SUFFIX));
+                }
+                _ => {}
+            }
+        }
+        let entries = wanted
+            .into_iter()
+            .filter(|n| may_matter(std::ffi::OsStr::new(n)))
+            .filter_map(|n| {
+                let t = std::fs::symlink_metadata(self.folders.inbox.join(&n)).ok()?.file_type();
+                Some((std::ffi::OsString::from(n), t))
+            })
+            .collect();
+        self.take(entries, tracker, now, false)
+    }
+
+    /// Claims what `entries` (names and types of inbox entries) hold; `complete` when they are
+    /// the whole listing (names not among them are gone).
+    fn take(
+        &self,
+        entries: Vec<(std::ffi::OsString, std::fs::FileType)>,
+        tracker: &mut InboxTracker,
+        now: Instant,
+        complete: bool,
+    ) -> (Vec<Submission>, bool) {
+        let mut out = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        for (os, t) in entries {
+            let path = self.folders.inbox.join(&os);
             let Some(name) = os.to_str().map(str::to_string) else {
                 // Not UTF-8: never a valid stem. Refused under a neutral name if it means an
                 // instruction, left alone (logged) otherwise.
                 let lossy = os.to_string_lossy().into_owned();
                 if lossy.to_ascii_lowercase().contains(".ord") {
-                    out.extend(self.refuse_bad_name(&e.path(), &lossy));
+                    out.extend(self.refuse_bad_name(&path, &lossy));
                 } else {
                     debug!(file = %lossy, "inbox entry with a name that is not UTF-8 ignored");
                 }
                 continue;
             };
-            let Ok(t) = e.file_type() else { continue };
             if t.is_file() {
                 names.push(name);
                 continue;
@@ -244,7 +380,7 @@ impl Scanner {
                 NameKind::Instruction { stem } => {
                     let why = kind_of(&t);
                     warn!(file = %name, kind = why, "inbox entry is not a regular file: refused");
-                    if let Some(work_path) = claim_to(&e.path(), self.folders.work.join(&name)) {
+                    if let Some(work_path) = claim_to(&path, self.folders.work.join(&name)) {
                         out.push(Submission {
                             stem_final: self.stem_final(&stem),
                             origin: Origin::File { stem, work_path },
@@ -253,7 +389,7 @@ impl Scanner {
                         });
                     }
                 }
-                NameKind::BadName => out.extend(self.refuse_bad_name(&e.path(), &name)),
+                NameKind::BadName => out.extend(self.refuse_bad_name(&path, &name)),
                 _ => debug!(file = %name, kind = kind_of(&t), "inbox entry that is not a file ignored"),
             }
         }
@@ -265,8 +401,10 @@ impl Scanner {
                 _ => None,
             })
             .collect();
-        let listed: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
-        tracker.retain(&|n| listed.contains(n));
+        if complete {
+            let listed: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
+            tracker.retain(&|n| listed.contains(n));
+        }
         // Valid instructions first: a flood of broken files never holds a real order back, and
         // each listing refuses at most `MAX_REFUSALS` (the next listing follows at once).
         let mut valid = Vec::new();
@@ -343,7 +481,7 @@ impl Scanner {
         let more = out.len() + refused.len() >= MAX_REFUSALS;
         valid.extend(out);
         valid.extend(refused);
-        Ok((valid, more))
+        (valid, more)
     }
 
     fn refuse_bad_name(&self, path: &Path, name: &str) -> Option<Submission> {
@@ -359,6 +497,12 @@ impl Scanner {
             stem_final: false,
         })
     }
+}
+
+/// Whether an inbox entry's name can concern the bridge: it holds `.ord` in any case (an
+/// instruction, its marker, a name to refuse). Everything else is passed over unread.
+fn may_matter(name: &std::ffi::OsStr) -> bool {
+    name.as_encoded_bytes().windows(4).any(|w| w.eq_ignore_ascii_case(b".ord"))
 }
 
 /// How many refused files one listing hands over at most.
