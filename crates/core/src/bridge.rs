@@ -54,7 +54,8 @@ impl Bridge {
         }
         let lock = crate::instance::acquire(&cfg.journal)?;
         crate::folders::ensure_dirs(&cfg.folders).map_err(StartError::Folders)?;
-        let journal = Journal::open(&cfg.journal)?;
+        let mut journal = Journal::open(&cfg.journal)?;
+        journal.checkpoint_in_background()?;
         let listener = cfg.socket.as_ref().map(|s| crate::socket::bind(s.address, s.port)).transpose()?;
         if listener.is_some() {
             crate::socket::raise_fd_limit();

@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::pos::{Link, PosStatus};
 
-/// How often the status file is rewritten even when nothing changed (its age shows the holder is
-/// alive).
-pub const STATUS_REFRESH: Duration = Duration::from_secs(5);
+/// How often a POS heard again (and nothing else new) is published; whether the holder is alive
+/// is told by its lock ([`is_held`]), not by the file's age.
+pub const LAST_HEARD_EVERY: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
@@ -105,6 +105,12 @@ pub struct SharedStatus {
 }
 
 impl SharedStatus {
+    /// Equal in everything but the times (when written, when the POS was last heard).
+    fn same_but_heard(&self, o: &SharedStatus) -> bool {
+        let strip = |s: &SharedStatus| SharedStatus { updated_at: String::new(), last_heard: None, ..s.clone() };
+        strip(self) == strip(o)
+    }
+
     pub fn describe(&self) -> String {
         format!("{} mode, process {}, since {}", self.mode, self.pid, self.since)
     }
@@ -158,13 +164,15 @@ fn write_status(path: &Path, s: &SharedStatus) {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("status.json");
     if let Ok(bytes) = serde_json::to_vec_pretty(s) {
-        if let Err(e) = crate::folders::write_atomic(dir, name, &bytes) {
+        if let Err(e) = crate::folders::replace_file(dir, name, &bytes) {
             tracing::debug!(error = %e, "status file not written");
         }
     }
 }
 
-/// Publishes the POS status for other front ends: on every change and every [`STATUS_REFRESH`].
+/// Publishes the POS status for other front ends: at once when the link, the device or what
+/// needs a person changes; a POS that is merely heard again (every byte it sends) is published
+/// at most every [`LAST_HEARD_EVERY`]. Nothing is written while nothing changes.
 pub async fn publish(
     path: PathBuf,
     mode: String,
@@ -172,14 +180,29 @@ pub async fn publish(
     mut health: tokio::sync::watch::Receiver<crate::engine::Health>,
 ) {
     let since = crate::journal::now_str();
+    let mut written: Option<(SharedStatus, tokio::time::Instant)> = None;
     loop {
         let mut s = SharedStatus::from_pos(&mode, &since, &pos.borrow_and_update().clone());
         s.attention = health.borrow_and_update().iter().map(|(k, v)| (k.as_str().to_string(), v.clone())).collect();
-        write_status(&path, &s);
+        let now = tokio::time::Instant::now();
+        let due = match &written {
+            None => true,
+            Some((w, _)) if !w.same_but_heard(&s) => true,
+            Some((w, at)) => w.last_heard != s.last_heard && now >= *at + LAST_HEARD_EVERY,
+        };
+        let mut wake = None;
+        if due {
+            write_status(&path, &s);
+            written = Some((s, now));
+        } else if let Some((w, at)) = &written {
+            if w.last_heard != s.last_heard {
+                wake = Some(*at + LAST_HEARD_EVERY);
+            }
+        }
         tokio::select! {
             changed = pos.changed() => if changed.is_err() { return },
             changed = health.changed() => if changed.is_err() { return },
-            _ = tokio::time::sleep(STATUS_REFRESH) => {}
+            _ = async { tokio::time::sleep_until(wake.expect("set")).await }, if wake.is_some() => {}
         }
     }
 }
