@@ -199,7 +199,8 @@ impl FileExec {
         let dest = free_name(dir, &name_of(from));
         self.step(FsStep::Rename, &dest)?;
         crate::folders::rename_no_link(from, &dest)?;
-        crate::folders::sync_dir(dir);
+        // No flush of the folder: a move lost in a power cut leaves the file in work/, where the
+        // next start finds its order answered and archives it again.
         Ok(dest)
     }
 }
