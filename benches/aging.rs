@@ -415,8 +415,7 @@ fn main() {
         );
     }
     for f in all.iter().filter(|f| !f.anon_trend.is_empty()) {
-        let trend: Vec<String> =
-            f.anon_trend.iter().map(|(n, k)| format!("{n}: {:.1}", *k as f64 / 1024.0)).collect();
+        let trend: Vec<String> = f.anon_trend.iter().map(|(n, k)| format!("{n}: {:.1}", *k as f64 / 1024.0)).collect();
         println!("\nanonymous memory (MiB) by orders done, {}: {}", f.label, trend.join(", "));
     }
     println!("\nratio to the floor (folder legs, p50 / p99):");
