@@ -309,7 +309,7 @@ fn run_case(bin: &Path, sim: &SimHandle, rows: usize, clutter: usize, n: usize, 
         let pos_ref = format!("{no}.1");
         f.folder[0].push(mark(sim, &pos_ref, Mark::SaleReceived) - t0);
         f.folder[1].push(done - mark(sim, &pos_ref, Mark::ResultSent));
-        if (i + 1) % 1000 == 0 {
+        if (i + 1).is_multiple_of(1000) {
             f.anon_trend.push((i + 1, status_kib(pid, "RssAnon")));
         }
     }
@@ -327,7 +327,7 @@ fn run_case(bin: &Path, sim: &SimHandle, rows: usize, clutter: usize, n: usize, 
         let pos_ref = format!("{no}.1");
         f.socket[0].push(mark(sim, &pos_ref, Mark::SaleReceived) - t0);
         f.socket[1].push(done - mark(sim, &pos_ref, Mark::ResultSent));
-        if (n + i + 1) % 1000 == 0 {
+        if (n + i + 1).is_multiple_of(1000) {
             f.anon_trend.push((n + i + 1, status_kib(pid, "RssAnon")));
         }
     }
