@@ -3,9 +3,13 @@
 over HTTP, standard library only). Started by scripts/tray-e2e.sh, which provides the simulator,
 the config, Xvfb and tauri-driver.
 
-Checks: an order dropped in the inbox appears in the dashboard and turns paid; a settings error is
-shown to the user next to its field; the language switch works; a second launch of the app exits
-and leaves the first one running. Screenshots go to $E2E_SHOTS."""
+Checks: an order dropped in the inbox appears in the dashboard and turns paid; the last-payment
+strip tells a decline with what to tell the patient, a success after it leaves no failure shown,
+a timeout is told with its reason; the day follows the clock (a simulated midnight) and another
+day is marked as history; every visible string of the Chinese interface is Chinese; a settings
+error is shown next to its field; the language switch works; a second launch of the app exits
+and leaves the first one running; beside the service the app shows status only. Screenshots go
+to $E2E_SHOTS."""
 
 import base64
 import http.client
@@ -123,7 +127,8 @@ def main():
         out = his.communicate(timeout=WAIT)[0].decode()
         assert '"status": "SUCCESS"' in out, out
         row = s.text('tr[data-order="E2E0001"]')
-        assert "+12.30" in row and "微信" in row, row
+        assert "¥12.30" in row and "微信" in row, row
+        s.until("the last payment says paid", lambda: "¥12.30 微信 收款成功" in (s.text("#last") or ""))
         s.until("totals updated", lambda: "12.30" in (s.text("#totals-body") or ""))
         s.shot("dashboard-paid.png")
 
@@ -134,10 +139,85 @@ def main():
             check=False,
         )
         s.until("the order turns failed", lambda: s.text('tr[data-order="E2E0002"] td.status') == "失败")
-        s.until("the cashier is told why", lambda: "E2E0002" in (s.text("#notice") or ""))
-        note = s.text("#notice")
-        assert "付款码无效" in note, f"the wallet's reason in words: {note}"
+        s.until("the cashier is told why", lambda: "E2E0002" in (s.text("#last") or ""))
+        note = s.text("#last")
+        assert "¥3.91 未收到" in note and "付款码无效" in note, f"the wallet's reason in words: {note}"
+        assert "请患者" in note, f"what to tell the patient: {note}"
+        assert s.js("return document.getElementById('last').dataset.state") == "bad"
         s.shot("dashboard-failed.png")
+
+    def a_success_after_a_decline_shows_no_failure():
+        subprocess.run(
+            [HISBRIDGE, "his", "send", "--config", CFG, "--terminal", "W01", "--order", "E2E0004", "--amount", "+1.00", "--wait", "90"],
+            stdout=subprocess.DEVNULL,
+            check=True,
+        )
+        s.until("the last payment is the new one", lambda: "E2E0004" in (s.text("#last") or ""))
+        assert s.js("return document.getElementById('last').dataset.state") == "ok"
+        top = s.js("const t = document.getElementById('top'); return [...t.querySelectorAll('*')].filter(e => e.offsetParent !== null).map(e => e.textContent).join(' ')")
+        assert "失败" not in top and "未收到" not in top, f"a failure still shown after a success: {top}"
+
+    def a_timeout_is_told_with_its_reason():
+        subprocess.run(
+            [HISBRIDGE, "his", "send", "--config", CFG, "--terminal", "W01", "--order", "E2E0005", "--amount", "+2.94", "--wait", "90"],
+            stdout=subprocess.DEVNULL,
+            check=False,
+        )
+        s.until("the timeout is shown", lambda: "E2E0005" in (s.text("#last") or ""))
+        note = s.text("#last")
+        assert "已取消" in note and "未在规定时间内付款" in note and "未扣款" in note, note
+        s.until("the row says cancelled", lambda: s.text('tr[data-order="E2E0005"] td.status') == "已取消")
+        s.shot("dashboard-timeout.png")
+
+    def the_day_follows_the_clock():
+        # Another day chosen: the dashboard says it shows history; 今日 brings today back.
+        s.js("const d = document.getElementById('date'); d.value = '2020-01-02'; d.dispatchEvent(new Event('change'))")
+        s.until("history shown", lambda: s.js("return !document.getElementById('history').hidden"))
+        assert "2020-01-02" in s.text("#history")
+        s.until("the old day is empty", lambda: not s.text('tr[data-order="E2E0001"]'))
+        s.click("#back-today")
+        s.until("today again", lambda: s.text('tr[data-order="E2E0001"]'))
+        assert s.js("return document.getElementById('history').hidden")
+        # A simulated midnight: the clock moves to tomorrow, the day with it (and no order there).
+        s.js("const n = new Date(); const m = new Date(n); m.setHours(24, 0, 5, 0); window.hbClockOffset = m - n; window.hbTick()")
+        s.until("the day rolled over", lambda: s.js("return document.getElementById('date').value") != s.js("const n = new Date(); return new Date(n - n.getTimezoneOffset() * 60000).toISOString().slice(0, 10)"))
+        s.until("yesterday's orders gone", lambda: not s.text('tr[data-order="E2E0001"]'))
+        assert s.js("return document.getElementById('history').hidden"), "following today is not history"
+        s.js("window.hbClockOffset = 0; window.hbTick()")
+        s.until("back", lambda: s.text('tr[data-order="E2E0001"]'))
+
+    def pause_toggles():
+        assert s.text("#pause") == "暂停收款"
+        s.click("#pause")
+        s.until("paused", lambda: s.text("#pause") == "恢复收款")
+        s.until("the pill says paused", lambda: s.text("#state") == "已暂停收款")
+        s.click("#pause")
+        s.until("resumed", lambda: s.text("#pause") == "暂停收款")
+        s.until("ready again", lambda: s.js("return document.getElementById('state').className") == "state ready")
+
+    def chinese_throughout():
+        # Every visible text in zh-CN mode is Chinese, apart from order and payment numbers,
+        # amounts, times and a few names (POS, HIS, USB, COM).
+        import re
+        texts = s.js("""
+            const out = [];
+            const walk = (n) => {
+              if (n.nodeType === 3) { const p = n.parentElement; if (p && p.offsetParent !== null && n.textContent.trim()) out.push(n.textContent.trim()); return; }
+              if (n.nodeType === 1 && getComputedStyle(n).display === 'none') return;
+              n.childNodes.forEach(walk);
+            };
+            walk(document.body);
+            return out;""")
+        allowed = {"POS", "HIS", "USB", "COM", "HIS Bridge", "English", "Bridge", "WebKit", "ID"}
+        bad = []
+        for text in texts:
+            if "/" in text or "\\" in text:
+                continue  # a folder or port path is the machine's, not ours to translate
+            for word in re.findall(r"[A-Za-z]{2,}", text):
+                if word in allowed or re.match(r"^(E2E|POS|MZ|W)\d*", word):
+                    continue
+                bad.append(f"{word!r} in {text!r}")
+        assert not bad, "English words in the Chinese interface: " + "; ".join(bad[:20])
 
     def language_switch():
         s.click("#lang")
@@ -171,7 +251,12 @@ def main():
         assert s.text("#totals h2"), "the first instance still answers"
 
     check("an order dropped in the inbox appears and turns paid", paid_order_shows)
-    check("a failed payment is shown with a notice", failed_order_shows)
+    check("a failed payment is shown in the last-payment strip", failed_order_shows)
+    check("a success after a decline leaves no failure shown", a_success_after_a_decline_shows_no_failure)
+    check("a timeout is told with its reason", a_timeout_is_told_with_its_reason)
+    check("the day follows the clock and history is marked", the_day_follows_the_clock)
+    check("pause toggles and says so", pause_toggles)
+    check("every visible string in the Chinese interface is Chinese", chinese_throughout)
     check("the language switch works", language_switch)
     check("a settings error is shown next to its field", settings_error_shown)
     check("a second launch exits and the first stays", second_launch_exits)

@@ -6,7 +6,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 start_sim
-write_config E2E
+write_config E2E "[timeouts]" "scan_secs = 4"
 export E2E_APP="$bin/hisbridge-tray" E2E_CONFIG="$D/hisbridge.toml" E2E_HISBRIDGE="$bin/hisbridge"
 export E2E_SHOTS="${E2E_SHOTS:-$top/target/e2e-screenshots}"
 port=$((4500 + RANDOM % 400))

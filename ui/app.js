@@ -28,6 +28,9 @@ const T = {
     key: "密钥", keyInUse: "当前密钥编号：", importKey: "导入密钥文件", keyImported: "已导入密钥 {0}，重启桥程序后生效",
     reload: "刷新", diag: "导出诊断包", testPos: "测试 POS 连接", diagDone: "诊断包已生成：",
     posInfo: "POS 正常：设备 {0}，版本 {1}，POS 时钟 {2}", fieldError: "{0}：{1}", paused: "已暂停收款",
+    noOrderYet: "今天还没有订单", backToday: "回到今日", viewing: "正在查看 {0} 的记录（不是今天）",
+    CANCELLING: "正在撤销", ACCEPTED: "排队中", SENT: "收款中", PAYING: "患者付款中", close: "关闭",
+    refundOf: "{0} 退款 {1}", today: "今天", yesterday: "昨天", notInteger: "请填写整数",
   },
   en: {
     pos: "POS status", port: "Port", device: "Device ID", heard: "Last heard", lang: "中文", day: "Day",
@@ -57,6 +60,9 @@ const T = {
     key: "Key", keyInUse: "Key in use: ", importKey: "Import a key file", keyImported: "Key {0} imported; it applies after the bridge restarts",
     reload: "Reload", diag: "Export diagnostics", testPos: "Test POS connection", diagDone: "Diagnostics written: ",
     posInfo: "POS OK: device {0}, version {1}, POS clock {2}", fieldError: "{0}: {1}", paused: "Taking payments paused",
+    noOrderYet: "No order yet today", backToday: "Back to today", viewing: "Viewing {0} (not today)",
+    CANCELLING: "Cancelling", ACCEPTED: "Queued", SENT: "Collecting", PAYING: "Patient paying", close: "Close",
+    refundOf: "{0} refund {1}", today: "today", yesterday: "yesterday", notInteger: "enter a whole number",
   },
 };
 let lang = localStorage.getItem("lang") || "zh";
@@ -73,11 +79,57 @@ function el(tag, attrs, ...kids) {
   return e;
 }
 
+// Notices answer the cashier's own actions (saved, written, an error): they close with ×, and
+// a plain one by itself after 8 s. Payments are told by the last-payment strip, not here.
+let noticeTimer = null;
 function notice(text, kind) {
   const n = $("notice");
-  n.textContent = text;
+  $("notice-text").textContent = text;
   n.className = "notice " + (kind || "");
   n.hidden = !text;
+  clearTimeout(noticeTimer);
+  if (text && kind !== "bad") noticeTimer = setTimeout(() => (n.hidden = true), 8000);
+}
+$("notice-close").addEventListener("click", () => notice(""));
+
+// ---- Time: local, and one place that says what "now" is --------------------------------------
+const now = () => new Date(Date.now() + (window.hbClockOffset || 0));
+const ymd = (d) => new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 10);
+const todayStr = () => ymd(now());
+// A journal time (`2026-12-02T08:14:25.123+08:00`) as the cashier reads it: the time, with the
+// date when it is not today.
+function human(ts) {
+  if (!ts) return "-";
+  const day = ts.slice(0, 10), time = ts.slice(11, 19);
+  if (day === todayStr()) return time;
+  return `${day} ${time}`;
+}
+// The POS clock (`20261202041425`) likewise.
+function posClock(s) {
+  const m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})$/.exec(String(s || ""));
+  return m ? `${m[1]}-${m[2]}-${m[3]} ${m[4]}:${m[5]}:${m[6]}` : String(s || "-");
+}
+const money = (a) => (a && a.startsWith("-") ? "-¥" : "¥") + String(a || "0.00").replace(/^[+-]/, "");
+const shownKey = (o) => (o.refund_no ? t("refundOf", o.order_no, o.refund_no) : o.order_no);
+
+// ---- The last payment --------------------------------------------------------------------------
+let last = null;
+function renderLast() {
+  const box = $("last");
+  if (!last) {
+    box.dataset.state = "none";
+    $("last-order").textContent = "";
+    $("last-headline").textContent = t("noOrderYet");
+    $("last-tell").textContent = "";
+    return;
+  }
+  const w = lang === "zh" ? last.words_zh : last.words_en;
+  const final = ["SUCCESS", "REFUNDED", "FAILED", "CANCELLED", "REVERSED"].includes(last.state);
+  box.dataset.state = w.attention ? "bad" : final ? "ok" : "busy";
+  box.dataset.order = last.key;
+  $("last-order").textContent = lang === "zh" ? last.shown_zh : last.shown_en;
+  $("last-headline").textContent = w.headline;
+  $("last-tell").textContent = w.tell ? (lang === "zh" ? "——" : " — ") + w.tell : "";
 }
 
 function renderStatus() {
@@ -88,7 +140,7 @@ function renderStatus() {
   s.className = "state " + status.state;
   $("port").textContent = status.port || "-";
   $("device").textContent = status.device_id || "-";
-  $("heard").textContent = status.last_heard || "-";
+  $("heard").textContent = human(status.last_heard);
   $("service-note").hidden = status.service == null;
   // Actions that need this app's own engine are hidden while the service drives the POS.
   document.body.classList.toggle("status-only", status.service != null);
@@ -100,8 +152,8 @@ function renderTotals() {
   if (!report) return;
   for (const l of [...report.by_channel, report.totals]) {
     body.append(el("tr", { class: l.key === "ALL" ? "sum" : "" },
-      el("td", {}, t(l.key)), el("td", {}, String(l.sales)), el("td", {}, l.sales_amount),
-      el("td", {}, String(l.refunds)), el("td", {}, l.refunds_amount), el("td", {}, l.net_amount),
+      el("td", {}, t(l.key)), el("td", {}, String(l.sales)), el("td", { class: "num" }, money(l.sales_amount)),
+      el("td", {}, String(l.refunds)), el("td", { class: "num" }, money(l.refunds_amount)), el("td", { class: "num" }, money(l.net_amount)),
       el("td", {}, String(l.open))));
   }
   const p = report.pos;
@@ -156,7 +208,7 @@ function renderOpen() {
   $("open-none").hidden = items.length > 0;
   for (const o of items) {
     const key = o.refund_no ? `${o.order_no}@${o.refund_no}` : o.order_no;
-    list.append(el("li", { class: "bad" }, `${key}  ${o.amount}  ${t(o.status)}  ${t("since")} ${o.created_at.slice(0, 19).replace("T", " ")}`));
+    list.append(el("li", { class: "bad", "data-order": key }, `${shownKey(o)}  ${money(o.amount)}  ${t(o.status)}  ${t("since")} ${human(o.created_at)}`));
   }
 }
 
@@ -183,7 +235,7 @@ function renderOrders() {
     else button("rewrite", "rewrite");
     const time = (o.finished_at || o.created_at).slice(11, 19);
     body.append(el("tr", { class: "st-" + o.status, "data-order": key },
-      el("td", {}, time), el("td", {}, key), el("td", { class: "num" }, o.amount), el("td", {}, t(o.channel || "NONE")),
+      el("td", {}, time), el("td", {}, shownKey(o)), el("td", { class: "num" }, money(o.amount)), el("td", {}, t(o.channel || "NONE")),
       el("td", { class: "status" }, t(o.status)), el("td", {}, o.pay_order_no || "-"), acts));
   }
 }
@@ -193,10 +245,30 @@ function render() {
   document.querySelectorAll("[data-i18n]").forEach((e) => (e.textContent = t(e.dataset.i18n)));
   document.querySelectorAll("[data-i18n-placeholder]").forEach((e) => (e.placeholder = t(e.dataset.i18nPlaceholder)));
   $("lang").textContent = t("lang");
-  renderStatus(); renderTotals(); renderChart(); renderOpen(); renderOrders();
+  renderStatus(); renderLast(); renderTotals(); renderChart(); renderOpen(); renderOrders(); renderHistory();
 }
 
+// ---- The day shown: today, following midnight, unless the cashier looks at another day -------
+let followToday = true;
 function day() { return $("date").value || null; }
+function renderHistory() {
+  const h = $("history");
+  h.hidden = followToday;
+  if (!followToday) $("history-text").textContent = t("viewing", $("date").value);
+}
+function goToday() {
+  followToday = true;
+  $("date").value = todayStr();
+  renderHistory();
+  refresh();
+}
+// Called every 30 s (and by the tests at a simulated midnight): the day moves with the clock.
+function tick() {
+  if (followToday && $("date").value !== todayStr()) goToday();
+  renderStatus();
+}
+window.hbTick = tick;
+setInterval(tick, 30000);
 
 // ---- Sections (day, settings, logs) -----------------------------------------------------------
 const FIELD_LABEL = { inbox: "inbox", outbox: "outbox", error: "errorDir", socket_port: "socketPort", pos_port: "posPort", transport: "transport",
@@ -246,6 +318,14 @@ $("settings-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   const e = ev.target.elements;
   document.querySelectorAll(".invalid").forEach((x) => x.classList.remove("invalid"));
+  for (const k of ["scan_secs", "password_secs", "cancel_secs", "query_interval_secs", "pos_unavailable_secs", "socket_port"]) {
+    const v = String(e[k].value).trim();
+    if (!(k === "socket_port" && v === "") && !/^\d+$/.test(v)) {
+      $("settings-error").textContent = t("fieldError", t(FIELD_LABEL[k]), t("notInteger"));
+      e[k].classList.add("invalid"); e[k].focus();
+      return;
+    }
+  }
   const port = String(e.socket_port.value).trim();
   const f = {
     ...form,
@@ -266,7 +346,8 @@ $("settings-form").addEventListener("submit", (ev) => {
   }, (err) => {
     const field = err && err.field;
     const label = field && FIELD_LABEL[field] ? t(FIELD_LABEL[field]) : field || "";
-    $("settings-error").textContent = label ? t("fieldError", label, err.message) : (err.message || String(err));
+    const message = (lang === "zh" && err && err.message_zh) || (err && err.message) || String(err);
+    $("settings-error").textContent = label ? t("fieldError", label, message) : message;
     if (field && e[field]) { e[field].classList.add("invalid"); e[field].focus(); }
   });
 });
@@ -287,7 +368,7 @@ function loadLog() {
 $("reload-log").addEventListener("click", loadLog);
 $("diag").addEventListener("click", () => tauri.core.invoke("export_diagnostics").then((p) => notice(t("diagDone") + p), (e) => notice(String(e), "bad")));
 $("test-pos").addEventListener("click", () => tauri.core.invoke("test_pos")
-  .then((i) => notice(t("posInfo", i.device_id, i.version, i.time)), (e) => notice(String(e), "bad")));
+  .then((i) => notice(t("posInfo", i.device_id, i.version, posClock(i.time))), (e) => notice(String(e), "bad")));
 $("pause").addEventListener("click", () => tauri.core.invoke("set_paused", { paused: !(status && status.paused) })
   .catch((e) => notice(String(e), "bad")));
 window.addEventListener("hashchange", () => show(location.hash.slice(1)));
@@ -303,8 +384,13 @@ function refresh() {
 }
 
 function act(key, action) {
-  if (action === "cancel" && !window.confirm(t("confirmCancel", key))) return;
-  tauri.core.invoke("order_action", { key, action }).then((s) => { notice(`${key}: ${t(s) || s}`); refresh(); }, (e) => notice(String(e), "bad"));
+  const o = report && report.transactions.find((x) => (x.refund_no ? `${x.order_no}@${x.refund_no}` : x.order_no) === key);
+  const shown = o ? shownKey(o) : key;
+  const go = () => tauri.core.invoke("order_action", { key, action })
+    .then((s) => { notice(`${shown}: ${t(s) || s}`); refresh(); }, (e) => notice(String(e), "bad"));
+  if (action !== "cancel") return go();
+  // A native dialog naming the order and its amount (window.confirm returns at once in some webviews).
+  tauri.core.invoke("confirm_cancel", { order: shown, amount: o ? money(o.amount) : "" }).then((yes) => { if (yes) go(); });
 }
 
 $("lang").addEventListener("click", () => {
@@ -315,13 +401,19 @@ $("lang").addEventListener("click", () => {
 });
 $("search").addEventListener("input", renderOrders);
 $("filter").addEventListener("change", renderOrders);
-$("date").addEventListener("change", refresh);
+$("date").addEventListener("change", () => {
+  followToday = $("date").value === todayStr() || !$("date").value;
+  if (!$("date").value) $("date").value = todayStr();
+  renderHistory();
+  refresh();
+});
+for (const id of ["nav-today", "back-today"]) $(id).addEventListener("click", () => goToday());
 $("check-pos").addEventListener("click", () => tauri.core.invoke("check_pos_totals", { date: day() })
   .then((r) => { report = r; render(); }, (e) => notice(String(e), "bad")));
 $("write-recon").addEventListener("click", () => tauri.core.invoke("write_reconciliation", { date: day() })
   .then((p) => notice(t("written") + p.join(", ")), (e) => notice(String(e), "bad")));
 
-$("date").value = new Date(Date.now() - new Date().getTimezoneOffset() * 60000).toISOString().slice(0, 10);
+$("date").value = todayStr();
 if (tauri) {
   tauri.core.invoke("status").then((v) => { status = v; renderStatus(); });
   tauri.event.listen("pos-status", (e) => {
@@ -331,14 +423,17 @@ if (tauri) {
     // each status update instead.
     if (status.service != null) refresh();
   });
+  tauri.core.invoke("last_order").then((o) => { if (o) { last = o; renderLast(); } });
   tauri.event.listen("order", (e) => {
-    if (e.payload.state === "FAILED") {
-      const why = lang === "zh" ? e.payload.reason_zh : e.payload.reason_en;
-      notice(t("failedOrder", e.payload.key) + (why ? (lang === "zh" ? "：" : ": ") + why : ""), "bad");
-    }
+    // The strip always shows the most recent order: a success replaces an earlier failure.
+    last = e.payload;
+    renderLast();
     refresh();
   });
-  tauri.event.listen("rejected", (e) => notice(t("badFile") + (lang === "zh" ? e.payload.zh : e.payload.detail), "bad"));
+  tauri.event.listen("rejected", (e) => {
+    const file = String(e.payload.source || "").replace(/^file:/, "");
+    notice(t("badFile") + (file ? file + (lang === "zh" ? "：" : ": ") : "") + (lang === "zh" ? e.payload.zh : e.payload.detail), "bad");
+  });
   tauri.event.listen("show-section", (e) => { location.hash = e.payload ? "#" + e.payload : ""; show(e.payload); });
   tauri.core.invoke("set_language", { lang });
   refresh();

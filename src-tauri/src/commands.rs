@@ -131,6 +131,154 @@ fn channel_words(c: Option<&str>, zh: bool) -> &'static str {
     }
 }
 
+/// An order as the cashier reads it: the order number, and a refund named as one (`MZ001 退款 R1`
+/// rather than the internal key `MZ001@R1`).
+pub fn shown_key(key: &str, zh: bool) -> String {
+    match key.split_once('@') {
+        Some((order, refund)) if zh => format!("{order} 退款 {refund}"),
+        Some((order, refund)) => format!("{order} refund {refund}"),
+        None => key.to_string(),
+    }
+}
+
+/// A signed amount (`+12.50`, `-3.00`) as the cashier reads it: `¥12.50`.
+pub fn yuan(amount: &str) -> String {
+    format!("¥{}", amount.trim_start_matches(['+', '-']))
+}
+
+/// What the last-payment strip and the notifications say about an order: a headline (amount,
+/// channel, outcome and why), what to tell the patient or do, and whether it needs the cashier.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OrderWords {
+    pub headline: String,
+    pub tell: Option<String>,
+    /// Needs the cashier (anything but a success or an order in progress).
+    pub attention: bool,
+}
+
+pub fn order_words(
+    key: &str,
+    state: hisbridge_core::journal::State,
+    amount: &str,
+    channel: Option<&str>,
+    error_code: Option<&str>,
+    pos_message: Option<&str>,
+    zh: bool,
+) -> OrderWords {
+    use hisbridge_core::his::ErrorCode as E;
+    use hisbridge_core::journal::State;
+    let refund = key.contains('@');
+    let money = yuan(amount);
+    let code = error_code.and_then(E::parse);
+    let why = |c: E| {
+        let base = if zh { c.zh().to_string() } else { hisbridge_core::engine::en_text(c).to_string() };
+        match pos_message {
+            // The wallet's own words say most (余额不足, 付款码无效).
+            Some(m) if c == E::Declined || c == E::RefundFailed => {
+                if zh {
+                    format!("{base}（{m}）")
+                } else {
+                    format!("{base} ({m})")
+                }
+            }
+            _ => base,
+        }
+    };
+    let w = |h: String, tell: Option<&str>, attention: bool| OrderWords {
+        headline: h,
+        tell: tell.map(str::to_string),
+        attention,
+    };
+    let ch = channel.map(|c| channel_words(Some(c), zh)).unwrap_or("");
+    let sep = if zh { "：" } else { ": " };
+    match (state, zh) {
+        (State::Success, true) => w(format!("{money} {ch} 收款成功"), None, false),
+        (State::Success, false) => w(format!("{money} {ch} received"), None, false),
+        (State::Refunded, true) => w(format!("{money} 退款成功"), None, false),
+        (State::Refunded, false) => w(format!("{money} refunded"), None, false),
+        (State::Failed, _) if refund => {
+            let c = code.unwrap_or(E::RefundFailed);
+            if zh {
+                w(
+                    format!("{money} 退款失败{sep}{}", why(c)),
+                    Some("钱包未退款：请核对后重新发起退款，或联系信息科"),
+                    true,
+                )
+            } else {
+                w(
+                    format!("{money} refund failed{sep}{}", why(c)),
+                    Some("Nothing was refunded: check, then send the refund again or call IT"),
+                    true,
+                )
+            }
+        }
+        (State::Failed, _) => {
+            let c = code.unwrap_or(E::Declined);
+            let tell = match (c, zh) {
+                (E::Declined, true) => "请患者换付款方式或刷新付款码后重新收款",
+                (E::Declined, false) => {
+                    "Ask the patient for another way to pay, or a fresh payment code, and charge again"
+                }
+                (E::PosUnavailable, true) => "请检查 POS 的 USB 线和电源；未扣款，可请患者到其他窗口",
+                (E::PosUnavailable, false) => {
+                    "Check the POS's USB cable and power; nothing was charged, the patient may go to another window"
+                }
+                (E::PosBusy, true) => "POS 正忙：稍后重新收款，未扣款",
+                (E::PosBusy, false) => "The POS is busy: charge again shortly; nothing was charged",
+                (_, true) => "未扣款，可重新收款",
+                (_, false) => "Nothing was charged; you may charge again",
+            };
+            let h = if zh {
+                format!("{money} 未收到{sep}{}", why(c))
+            } else {
+                format!("{money} not received{sep}{}", why(c))
+            };
+            w(h, Some(tell), true)
+        }
+        (State::Cancelled, _) => {
+            let c = code.unwrap_or(E::Cancelled);
+            let (h, tell) = match (c, zh) {
+                (E::Timeout, true) => ("已取消：患者未在规定时间内付款", "未扣款；如需付款请重新收款"),
+                (E::Timeout, false) => (
+                    "cancelled: the patient did not pay in time",
+                    "Nothing was charged; charge again if the patient still pays",
+                ),
+                (E::PosCancelled, true) => ("已在 POS 上撤销", "未扣款；如需付款请重新收款"),
+                (E::PosCancelled, false) => {
+                    ("cancelled on the POS", "Nothing was charged; charge again if the patient still pays")
+                }
+                (_, true) => ("已取消", "未扣款"),
+                (_, false) => ("cancelled", "Nothing was charged"),
+            };
+            w(format!("{money} {h}"), Some(tell), true)
+        }
+        (State::Reversed, true) => w(format!("{money} 已撤销，款项已退回患者"), Some("如需付款请重新收款"), true),
+        (State::Reversed, false) => w(
+            format!("{money} reversed: the money went back to the patient"),
+            Some("Charge again if the patient still pays"),
+            true,
+        ),
+        (State::Unknown, true) => {
+            w(format!("{money} 结果未知"), Some("请勿重复收款：正在向 POS 查询，结果会自动更新"), true)
+        }
+        (State::Unknown, false) => w(
+            format!("{money} outcome unknown"),
+            Some("Do not charge again: the POS is being asked, the result will follow"),
+            true,
+        ),
+        (State::Cancelling, true) => w(format!("{money} 正在撤销…"), Some("请稍候，撤销结果会自动更新"), false),
+        (State::Cancelling, false) => {
+            w(format!("{money} cancelling…"), Some("Please wait for the cancel's result"), false)
+        }
+        (_, true) if refund => w(format!("{money} 退款中…"), None, false),
+        (_, false) if refund => w(format!("{money} refunding…"), None, false),
+        (_, true) => w(format!("{money} 收款中…"), Some("请患者在 POS 上出示付款码"), false),
+        (_, false) => {
+            w(format!("{money} collecting…"), Some("Ask the patient to show the payment code at the POS"), false)
+        }
+    }
+}
+
 /// Which notice becomes a notification, and what it says. Quiet by default where a cashier
 /// would find it noisy (a success is already on the POS screen); `[notifications]` decides.
 pub fn toast_for(
@@ -139,41 +287,56 @@ pub fn toast_for(
     zh: bool,
 ) -> Option<Toast> {
     use hisbridge_core::engine::Notice;
-    use hisbridge_core::his::ErrorCode;
     use hisbridge_core::journal::State;
     let t = |zh_t: String, en_t: String, zh_b: String, en_b: String| {
         Some(if zh { Toast { title: zh_t, body: zh_b } } else { Toast { title: en_t, body: en_b } })
     };
     match n {
-        Notice::Order { key, state: State::Success, amount, channel, .. } if notify.success => t(
-            "收款成功".into(),
-            "Payment received".into(),
-            format!("{key}  {amount}  {}", channel_words(channel.as_deref(), true)),
-            format!("{key}  {amount}  {}", channel_words(channel.as_deref(), false)),
-        ),
-        Notice::Order { key, state: State::Refunded, amount, .. } if notify.success => {
-            t("退款成功".into(), "Refund done".into(), format!("{key}  {amount}"), format!("{key}  {amount}"))
+        Notice::Order { key, state, amount, channel, error_code, pos_message } => {
+            let wanted = match state {
+                State::Success | State::Refunded => notify.success,
+                State::Failed | State::Cancelled | State::Reversed => notify.failure,
+                State::Unknown => notify.unknown,
+                _ => false,
+            };
+            if !wanted {
+                return None;
+            }
+            let refund = key.contains('@');
+            let title = match (state, refund, zh) {
+                (State::Success, _, true) => "收款成功",
+                (State::Success, _, false) => "Payment received",
+                (State::Refunded, _, true) => "退款成功",
+                (State::Refunded, _, false) => "Refund done",
+                (State::Failed, true, true) => "退款失败",
+                (State::Failed, true, false) => "Refund failed",
+                (State::Failed, false, true) => "收款失败",
+                (State::Failed, false, false) => "Payment failed",
+                (State::Cancelled, _, true) => "交易已取消",
+                (State::Cancelled, _, false) => "Transaction cancelled",
+                (State::Reversed, _, true) => "交易已撤销",
+                (State::Reversed, _, false) => "Transaction reversed",
+                (_, _, true) => "结果未知，请勿重复收款",
+                (_, _, false) => "Outcome unknown: do not charge again",
+            };
+            let words =
+                order_words(key, *state, amount, channel.as_deref(), error_code.as_deref(), pos_message.as_deref(), zh);
+            let mut body = format!("{}  {}", shown_key(key, zh), words.headline);
+            if let Some(tell) = words.tell {
+                body.push_str(if zh { "——" } else { " — " });
+                body.push_str(&tell);
+            }
+            Some(Toast { title: title.into(), body })
         }
-        Notice::Order { key, state: State::Failed, amount, error_code, pos_message, .. } if notify.failure => {
-            let code = error_code.as_deref().and_then(ErrorCode::parse).unwrap_or(ErrorCode::Declined);
-            // The wallet's words say most (余额不足, 付款码无效); the code's text otherwise.
-            let wallet = pos_message.as_deref().map(|m| format!("（{m}）")).unwrap_or_default();
-            let wallet_en = pos_message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default();
+        Notice::Rejected { source, code, detail } if notify.rejected => {
+            let file = source.strip_prefix("file:").map(|s| format!("{s}.ord"));
+            let what = file.as_deref().unwrap_or(source);
             t(
-                "收款失败".into(),
-                "Payment failed".into(),
-                format!("{key}  {amount}：{}{wallet}", code.zh()),
-                format!("{key}  {amount}: {}{wallet_en}", hisbridge_core::engine::en_text(code)),
+                "HIS 指令被拒收".into(),
+                "HIS instruction refused".into(),
+                format!("{what}：{}。已退回 HIS 错误结果，未扣款；文件在错误夹，原因见同名 .reason.txt", code.zh()),
+                format!("{what}: {detail}. The HIS got an error result, nothing was charged; the file is in the error folder with its reason"),
             )
-        }
-        Notice::Order { key, state: State::Unknown, amount, .. } if notify.unknown => t(
-            "结果未知，请勿重复收款".into(),
-            "Outcome unknown: do not charge again".into(),
-            format!("{key}  {amount}：正在向 POS 查询，结果会自动更新"),
-            format!("{key}  {amount}: querying the POS; the result will follow"),
-        ),
-        Notice::Rejected { code, detail, .. } if notify.rejected => {
-            t("HIS 指令被拒收".into(), "HIS instruction refused".into(), code.zh().to_string(), detail.clone())
         }
         // Always shown: each needs a person.
         Notice::Attention { what, detail } => {
@@ -208,6 +371,74 @@ pub fn attention_words(what: hisbridge_core::engine::Attention) -> (&'static str
             "The POS contradicts itself: check the order",
             "该笔订单结果未知，请勿重复收款；请在 POS 或商户后台核实后联系信息科。",
         ),
+    }
+}
+
+/// Why the POS is not connected, in Chinese and with what to do; the OS's own words stay in the
+/// English text and the log.
+pub fn link_reason_zh(port: &str, reason: &str) -> String {
+    let r = reason.to_ascii_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| r.contains(w));
+    if has(&["unplugged", "device gone", "broken pipe", "read failed", "write failed", "reader stopped", "no device"]) {
+        "POS 连接中断（USB 线被拔出或 POS 关机），正在重新连接；请检查 USB 线和 POS 电源".into()
+    } else if has(&["no such file", "not found", "cannot find", "does not exist", "no usb device"]) {
+        format!("找不到 {port}，请检查 USB 线和 POS 电源")
+    } else if has(&["permission denied", "access is denied", "busy", "in use", "resource busy"]) {
+        format!("{port} 被占用或无权打开：请关闭占用它的程序，或联系信息科")
+    } else if has(&["winusb", "driver"]) {
+        "POS 的 USB 驱动未安装：请联系信息科安装驱动（安装说明第 6 节）".into()
+    } else if has(&["timed out", "timeout", "not answer", "no answer", "silent"]) {
+        "POS 无应答：请确认 POS 上的收款程序已打开".into()
+    } else {
+        "POS 未连接，正在重试；详情见日志".into()
+    }
+}
+
+/// A settings field's error in Chinese (the config's checks speak English, for the log and IT).
+pub fn field_message_zh(field: &str, message: &str) -> String {
+    let m = message.to_ascii_lowercase();
+    if let Some((_, range)) = message.split_once(" is outside ") {
+        if let Some((lo, hi)) = range.split_once("..=") {
+            return format!("应为 {lo} 到 {hi} 之间的整数");
+        }
+    }
+    if m.contains("must be 1..=65535") {
+        return "应为 1 到 65535 之间的端口号，留空则关闭".into();
+    }
+    if m.contains("is required") || m.contains("lists no") || m.contains("empty") {
+        return "不能为空".into();
+    }
+    if m.contains("listed twice") {
+        return "有重复的终端号".into();
+    }
+    if m.contains("three different folders") {
+        return "收件夹、结果夹和错误夹必须是三个不同的文件夹".into();
+    }
+    if m.contains("is not one of") {
+        return "请从列表中选择".into();
+    }
+    match field {
+        "device_id" | "pos.device_id" => "格式不对：只能用字母、数字、- 和 _，不含空格".into(),
+        "terminals" => "格式不对：终端号只能用字母、数字、- 和 _，用逗号分隔".into(),
+        "pos_port" | "pos.port" => "格式不对：填 COM 口名（如 COM3）或 usb:厂商号:产品号".into(),
+        "transport" | "pos.transport" => "请从列表中选择连接方式".into(),
+        _ => "填写有误，请检查".into(),
+    }
+}
+
+/// An error of the POS test (INFO) in Chinese.
+pub fn pos_error_zh(e: &str) -> String {
+    let r = e.to_ascii_lowercase();
+    if r.contains("not connected") {
+        "POS 未连接：请检查 USB 线和 POS 电源".into()
+    } else if r.contains("did not answer") || r.contains("timed out") {
+        "POS 没有应答：请确认 POS 上的收款程序已打开".into()
+    } else if r.contains("refused") {
+        "POS 拒绝了查询：请确认 POS 收款程序版本".into()
+    } else if r.contains("not running") || r.contains("stopped") {
+        "桥程序未运行：请重启 HIS Bridge".into()
+    } else {
+        "POS 测试失败；详情见日志".into()
     }
 }
 
@@ -252,13 +483,26 @@ mod toast_tests {
 
     #[test]
     fn failures_say_why_in_words_and_successes_stay_quiet_by_default() {
-        let t = toast_for(&order(State::Failed, Some("E_TIMEOUT")), &notify(), true).unwrap();
-        assert_eq!(t.title, "收款失败");
-        assert!(t.body.contains("患者未在规定时间内完成支付"), "{t:?}");
+        let t = toast_for(&order(State::Cancelled, Some("E_TIMEOUT")), &notify(), true).unwrap();
+        assert_eq!(t.title, "交易已取消");
+        assert!(t.body.contains("患者未在规定时间内付款") && t.body.contains("未扣款"), "{t:?}");
         let t = toast_for(&order(State::Failed, Some("E_PAYMENT_DECLINED")), &notify(), true).unwrap();
-        assert!(t.body.contains("支付失败（余额不足）"), "the wallet's words: {t:?}");
-        let t = toast_for(&order(State::Failed, Some("E_TIMEOUT")), &notify(), false).unwrap();
+        assert_eq!(t.title, "收款失败");
+        assert!(t.body.contains("¥12.50 未收到：支付失败（余额不足）——请患者换付款方式"), "the wallet's words: {t:?}");
+        let t = toast_for(&order(State::Cancelled, Some("E_TIMEOUT")), &notify(), false).unwrap();
         assert!(t.body.contains("did not pay in time"), "{t:?}");
+        let refund = Notice::Order {
+            key: "A1@R1".into(),
+            state: State::Failed,
+            amount: "-3.00".into(),
+            channel: None,
+            error_code: Some("E_REFUND_FAILED".into()),
+            pos_message: None,
+        };
+        let t = toast_for(&refund, &notify(), true).unwrap();
+        assert_eq!(t.title, "退款失败", "a refund's failure is named for what it is");
+        assert!(t.body.starts_with("A1 退款 R1  ¥3.00 退款失败"), "no internal key, amounts in ¥: {t:?}");
+        assert!(toast_for(&order(State::Reversed, None), &notify(), true).unwrap().body.contains("款项已退回"));
         assert_eq!(toast_for(&order(State::Success, None), &notify(), true), None);
         let loud = Notify { success: true, ..notify() };
         assert!(toast_for(&order(State::Success, None), &loud, true).unwrap().body.contains("微信"));
@@ -268,5 +512,77 @@ mod toast_tests {
         assert_eq!(toast_for(&order(State::Failed, None), &quiet, true), None);
         assert_eq!(link_toast(true, false, "串口拔出", "unplugged", true).unwrap().title, "POS 已断开");
         assert_eq!(link_toast(true, true, "", "", true), None);
+    }
+
+    #[test]
+    fn os_and_pos_errors_are_told_in_chinese_with_a_remedy() {
+        let zh = link_reason_zh("COM3", "cannot open COM3: No such file or directory (os error 2)");
+        assert_eq!(zh, "找不到 COM3，请检查 USB 线和 POS 电源");
+        assert!(link_reason_zh("COM3", "read failed: Broken pipe").contains("USB 线被拔出"));
+        assert!(link_reason_zh("COM3", "Access is denied. (os error 5)").contains("被占用"));
+        for r in ["something new", "read failed: Broken pipe", "No such file or directory", "no WinUSB driver"] {
+            let zh = link_reason_zh("COM3", r);
+            assert!(!zh.chars().any(|c| c.is_ascii_lowercase()), "English left in {zh:?}");
+        }
+        assert_eq!(pos_error_zh("POS not connected"), "POS 未连接：请检查 USB 线和 POS 电源");
+        assert_eq!(field_message_zh("scan_secs", "0 is outside 1..=600"), "应为 1 到 600 之间的整数");
+        assert!(field_message_zh("device_id", "field device_id is invalid: contains a space").starts_with("格式不对"));
+        assert!(!pos_error_zh("anything").chars().any(|c| c.is_ascii_lowercase()));
+    }
+}
+
+#[cfg(test)]
+mod i18n_tests {
+    use std::collections::BTreeSet;
+
+    /// The keys of one language's table in ui/app.js (`key: "text"` pairs inside `zh: {...}`).
+    fn keys(js: &str, lang: &str) -> BTreeSet<String> {
+        let start = js.find(&format!("  {lang}: {{")).unwrap_or_else(|| panic!("no {lang} table"));
+        let body = &js[start..];
+        let end = body.find("\n  },").expect("table end");
+        let mut out = BTreeSet::new();
+        for part in body[..end].split(['\n', ',']) {
+            let part = part.trim();
+            if let Some((k, v)) = part.split_once(':') {
+                let k = k.trim();
+                if v.trim_start().starts_with('"')
+                    && !k.is_empty()
+                    && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                {
+                    out.insert(k.to_string());
+                }
+            }
+        }
+        out
+    }
+
+    /// Every text the dashboard shows by key exists in both languages: a missing key would show
+    /// the key itself (English) in the Chinese interface, or the reverse.
+    #[test]
+    fn every_key_is_in_both_languages() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui");
+        let js = std::fs::read_to_string(dir.join("app.js")).unwrap();
+        let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
+        let (zh, en) = (keys(&js, "zh"), keys(&js, "en"));
+        assert!(zh.len() > 100, "{} keys found", zh.len());
+        let only_zh: Vec<_> = zh.difference(&en).collect();
+        let only_en: Vec<_> = en.difference(&zh).collect();
+        assert!(only_zh.is_empty() && only_en.is_empty(), "only in zh: {only_zh:?}; only in en: {only_en:?}");
+        let mut used = BTreeSet::new();
+        for attr in ["data-i18n=\"", "data-i18n-placeholder=\""] {
+            for piece in html.split(attr).skip(1) {
+                used.insert(piece.split('"').next().unwrap().to_string());
+            }
+        }
+        for call in ["t(\"", "t('"] {
+            for piece in js.split(call).skip(1) {
+                let k: String = piece.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                if !k.is_empty() {
+                    used.insert(k);
+                }
+            }
+        }
+        let missing: Vec<_> = used.iter().filter(|k| !zh.contains(*k)).collect();
+        assert!(missing.is_empty(), "keys used but not defined: {missing:?}");
     }
 }

@@ -51,6 +51,8 @@ struct AppState {
     /// The cashier's language for notifications (`zh` or `en`), set by the dashboard.
     lang: Mutex<String>,
     paused: Mutex<bool>,
+    /// The most recent order's event: the dashboard's last-payment strip when it opens.
+    last: Mutex<Option<OrderEvent>>,
 }
 
 impl AppState {
@@ -63,6 +65,11 @@ impl AppState {
 #[derive(Debug, Clone, Serialize)]
 struct OrderEvent {
     key: String,
+    /// The order as the cashier reads it (`MZ001 退款 R1`), and what to say about it.
+    shown_zh: String,
+    shown_en: String,
+    words_zh: commands::OrderWords,
+    words_en: commands::OrderWords,
     state: &'static str,
     amount: String,
     channel: Option<String>,
@@ -92,7 +99,7 @@ fn view(s: &PosStatus) -> StatusView {
         Link::Ready => ("ready", "就绪：POS 已连接".to_string(), "Ready: POS connected".to_string()),
         Link::Handshaking => ("attention", "正在连接 POS…".to_string(), "Connecting to the POS…".to_string()),
         Link::PortClosed { reason } => {
-            ("attention", format!("POS 未连接：{reason}"), format!("POS not connected: {reason}"))
+            ("attention", commands::link_reason_zh(&s.port, reason), format!("POS not connected: {reason}"))
         }
         Link::WrongDevice { reported } => (
             "attention",
@@ -263,6 +270,47 @@ fn status(state: tauri::State<'_, AppState>) -> StatusView {
     state.status.lock().expect("status").clone()
 }
 
+/// Asks the cashier, in a native dialog naming the order and its amount, whether to cancel it.
+#[tauri::command]
+async fn confirm_cancel(
+    app: AppHandle,
+    state: tauri::State<'_, AppState>,
+    order: String,
+    amount: String,
+) -> Result<bool, String> {
+    let zh = state.zh();
+    let (title, msg, yes, no) = if zh {
+        (
+            "撤销订单",
+            format!("撤销订单 {order}（{amount}）？\n患者尚未付款时撤销，不会扣款；已付款的订单不能在这里撤销。"),
+            "撤销订单",
+            "不撤销",
+        )
+    } else {
+        (
+            "Cancel order",
+            format!("Cancel order {order} ({amount})?\nCancelled before the patient pays, nothing is charged; a paid order cannot be cancelled here."),
+            "Cancel order",
+            "Keep it",
+        )
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    app.dialog()
+        .message(msg)
+        .title(title)
+        .kind(MessageDialogKind::Warning)
+        .buttons(MessageDialogButtons::OkCancelCustom(yes.into(), no.into()))
+        .show(move |ok| {
+            let _ = tx.send(ok);
+        });
+    Ok(rx.await.unwrap_or(false))
+}
+
+#[tauri::command]
+fn last_order(state: tauri::State<'_, AppState>) -> Option<OrderEvent> {
+    state.last.lock().expect("last").clone()
+}
+
 #[tauri::command]
 async fn day_report(
     state: tauri::State<'_, AppState>,
@@ -306,7 +354,9 @@ fn get_settings(state: tauri::State<'_, AppState>) -> Result<SettingsForm, Strin
 #[tauri::command]
 async fn save_settings(state: tauri::State<'_, AppState>, form: SettingsForm) -> Result<bool, serde_json::Value> {
     let to_json = |e: settings::SettingsError| match e.field() {
-        Some(f) => serde_json::json!({ "field": f.field, "message": f.message }),
+        Some(f) => serde_json::json!({
+            "field": f.field, "message": f.message, "message_zh": commands::field_message_zh(&f.field, &f.message),
+        }),
         None => serde_json::json!({ "field": null, "message": e.to_string() }),
     };
     let old = config_of(&state).map_err(|e| serde_json::json!({ "field": null, "message": e }))?;
@@ -400,20 +450,22 @@ fn list_ports() -> Vec<PortChoice> {
 
 #[tauri::command]
 async fn test_pos(state: tauri::State<'_, AppState>) -> Result<hisbridge_core::engine::PosInfo, String> {
-    bridge_of(&state)?.pos_info().await
+    let zh = state.zh();
+    bridge_of(&state)?.pos_info().await.map_err(|e| if zh { commands::pos_error_zh(&e) } else { e })
 }
 
 #[tauri::command]
 async fn set_paused(app: AppHandle, state: tauri::State<'_, AppState>, paused: bool) -> Result<(), String> {
-    set_pause(&app, &state, paused).await
+    set_pause(&app, &state, paused).await?;
+    let v = with_orders(state.status.lock().expect("status").clone(), &state.open.lock().expect("open"), paused);
+    apply(&app, v);
+    Ok(())
 }
 
 async fn set_pause(app: &AppHandle, state: &AppState, paused: bool) -> Result<(), String> {
     bridge_of(state)?.pause(paused).await?;
     *state.paused.lock().expect("paused") = paused;
-    if let Some(item) = app.menu().and_then(|m| m.get("pause")).and_then(|i| i.as_menuitem().cloned()) {
-        let _ = item.set_text(if paused { "恢复收款 / Resume payments" } else { "暂停收款 / Pause payments" });
-    }
+    label_menu(app);
     Ok(())
 }
 
@@ -427,8 +479,9 @@ fn read_log(app: AppHandle, lines: Option<usize>) -> Result<String, String> {
 }
 
 #[tauri::command]
-fn set_language(state: tauri::State<'_, AppState>, lang: String) {
+fn set_language(app: AppHandle, state: tauri::State<'_, AppState>, lang: String) {
     *state.lang.lock().expect("lang") = if lang == "en" { "en".into() } else { "zh".into() };
+    label_menu(&app);
 }
 
 #[tauri::command]
@@ -497,7 +550,7 @@ fn on_menu(app: &AppHandle, id: &str) {
                             format!("POS 正常：设备 {}，版本 {}，POS 时钟 {}", i.device_id, i.version, i.time)
                         }
                         Ok(i) => format!("POS OK: device {}, version {}, POS clock {}", i.device_id, i.version, i.time),
-                        Err(e) if zh => format!("POS 无应答：{e}"),
+                        Err(e) if zh => commands::pos_error_zh(&e),
                         Err(e) => format!("POS does not answer: {e}"),
                     },
                 };
@@ -559,27 +612,61 @@ fn on_menu(app: &AppHandle, id: &str) {
     }
 }
 
+/// The tray menu's items (id, Chinese, English), in order; `None` is a separator. The cashier's
+/// items first, IT's after the line.
+const MENU: &[Option<(&str, &str, &str)>] = &[
+    Some(("open", "打开面板", "Open dashboard")),
+    Some(("pause", "暂停收款", "Pause payments")),
+    Some(("test", "测试 POS 连接", "Test POS connection")),
+    None,
+    Some(("inbox", "打开收件夹", "Open inbox folder")),
+    Some(("outbox", "打开结果夹", "Open outbox folder")),
+    Some(("error", "打开错误夹", "Open error folder")),
+    Some(("logs", "查看日志", "View logs")),
+    Some(("diag", "导出诊断包", "Export diagnostics")),
+    None,
+    Some(("settings", "设置", "Settings")),
+    Some(("about", "关于", "About")),
+    Some(("quit", "退出", "Quit")),
+];
+
+/// The menu's items, kept to be relabelled (language, pause).
+struct MenuItems(Vec<(&'static str, MenuItem<tauri::Wry>)>);
+
+/// Labels the tray menu in the cashier's language; the pause item says what clicking it does.
+fn label_menu(app: &AppHandle) {
+    let state = app.state::<AppState>();
+    let zh = state.zh();
+    let paused = *state.paused.lock().expect("paused");
+    let Some(items) = app.try_state::<MenuItems>() else { return };
+    for (id, item) in &items.0 {
+        let text = match (*id, paused, zh) {
+            ("pause", true, true) => "恢复收款（当前已暂停）",
+            ("pause", true, false) => "Resume payments (paused now)",
+            _ => {
+                MENU.iter().flatten().find(|(i, _, _)| i == id).map(|(_, z, e)| if zh { *z } else { *e }).unwrap_or(id)
+            }
+        };
+        let _ = item.set_text(text);
+    }
+}
+
 fn build_tray(app: &tauri::App, initial: &StatusView) -> tauri::Result<TrayIcon> {
-    let item = |id: &str, text: &str| MenuItem::with_id(app, id, text, true, None::<&str>);
-    let sep = || PredefinedMenuItem::separator(app);
-    let menu = Menu::with_items(
-        app,
-        &[
-            &item("open", "打开面板 / Open dashboard")?,
-            &item("pause", "暂停收款 / Pause payments")?,
-            &item("test", "测试 POS 连接 / Test POS connection")?,
-            &sep()?,
-            &item("inbox", "打开收件夹 / Open inbox folder")?,
-            &item("outbox", "打开结果夹 / Open outbox folder")?,
-            &item("error", "打开错误夹 / Open error folder")?,
-            &item("logs", "查看日志 / View logs")?,
-            &item("diag", "导出诊断包 / Export diagnostics")?,
-            &sep()?,
-            &item("settings", "设置 / Settings")?,
-            &item("about", "关于 / About")?,
-            &item("quit", "退出 / Quit")?,
-        ],
-    )?;
+    let mut kept = Vec::new();
+    let mut entries: Vec<Box<dyn tauri::menu::IsMenuItem<tauri::Wry>>> = Vec::new();
+    for entry in MENU {
+        match entry {
+            Some((id, zh, _)) => {
+                let item = MenuItem::with_id(app, *id, *zh, true, None::<&str>)?;
+                kept.push((*id, item.clone()));
+                entries.push(Box::new(item));
+            }
+            None => entries.push(Box::new(PredefinedMenuItem::separator(app)?)),
+        }
+    }
+    let refs: Vec<&dyn tauri::menu::IsMenuItem<tauri::Wry>> = entries.iter().map(|b| b.as_ref()).collect();
+    let menu = Menu::with_items(app, &refs)?;
+    app.manage(MenuItems(kept));
     TrayIconBuilder::with_id("main")
         .icon(tray_image(initial.state))
         .tooltip(format!("HIS Bridge — {}", initial.tooltip_zh))
@@ -626,7 +713,12 @@ async fn follow(app: AppHandle, mut link: tokio::sync::watch::Receiver<PosStatus
                                 if st.is_final() || st == State::Accepted { open.remove(&key); } else { open.insert(key.clone(), st); }
                             }
                             let code = error_code.as_deref().and_then(hisbridge_core::his::ErrorCode::parse);
-                            let _ = app.emit("order", OrderEvent {
+                            let words = |zh| commands::order_words(&key, st, &amount, channel.as_deref(), error_code.as_deref(), pos_message.as_deref(), zh);
+                            let ev = OrderEvent {
+                                shown_zh: commands::shown_key(&key, true),
+                                shown_en: commands::shown_key(&key, false),
+                                words_zh: words(true),
+                                words_en: words(false),
                                 key,
                                 state: st.as_str(),
                                 amount,
@@ -640,7 +732,9 @@ async fn follow(app: AppHandle, mut link: tokio::sync::watch::Receiver<PosStatus
                                     Some(m) => format!("{} ({m})", hisbridge_core::engine::en_text(c)),
                                     None => hisbridge_core::engine::en_text(c).to_string(),
                                 }),
-                            });
+                            };
+                            let _ = app.emit("order", &ev);
+                            *state.last.lock().expect("last") = Some(ev);
                         }
                         Notice::Rejected { source, code, detail } => {
                             let _ = app.emit("rejected", serde_json::json!({
@@ -689,6 +783,8 @@ fn main() {
         .plugin(tauri_plugin_dialog::init())
         .invoke_handler(tauri::generate_handler![
             status,
+            last_order,
+            confirm_cancel,
             day_report,
             order_action,
             check_pos_totals,
@@ -752,6 +848,7 @@ fn main() {
                 open: Mutex::new(Default::default()),
                 lang: Mutex::new("zh".into()),
                 paused: Mutex::new(false),
+                last: Mutex::new(None),
             });
             build_tray(app, &initial)?;
             if let Some(rx) = watch {
