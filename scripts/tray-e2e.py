@@ -296,6 +296,7 @@ def main():
                     check=True,
                 )
                 t.until("the service's order listed", lambda: t.text('tr[data-order="E2E0003"] td.status') == "成功")
+                t.until("the service's last payment shown", lambda: "¥2.00" in (t.text("#last") or "") and "E2E0003" in (t.text("#last") or ""))
                 t.shot("dashboard-service-mode.png")
             finally:
                 t.close()

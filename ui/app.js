@@ -206,6 +206,8 @@ function renderOpen() {
   list.replaceChildren();
   const items = report ? report.open_items : [];
   $("open-none").hidden = items.length > 0;
+  // Only while something is open: then it is what the cashier must look at.
+  $("open-card").hidden = items.length === 0;
   for (const o of items) {
     const key = o.refund_no ? `${o.order_no}@${o.refund_no}` : o.order_no;
     list.append(el("li", { class: "bad", "data-order": key }, `${shownKey(o)}  ${money(o.amount)}  ${t(o.status)}  ${t("since")} ${human(o.created_at)}`));

@@ -147,10 +147,102 @@ fn shared_view(journal: &std::path::Path) -> StatusView {
     }
 }
 
-/// Status-only mode: follows the status file of the instance that drives the POS.
+/// What the dashboard is told about an order.
+fn order_event(
+    key: String,
+    st: State,
+    amount: String,
+    channel: Option<String>,
+    error_code: Option<String>,
+    pos_message: Option<String>,
+) -> OrderEvent {
+    let code = error_code.as_deref().and_then(hisbridge_core::his::ErrorCode::parse);
+    let words = |zh| {
+        commands::order_words(&key, st, &amount, channel.as_deref(), error_code.as_deref(), pos_message.as_deref(), zh)
+    };
+    OrderEvent {
+        shown_zh: commands::shown_key(&key, true),
+        shown_en: commands::shown_key(&key, false),
+        words_zh: words(true),
+        words_en: words(false),
+        reason_zh: code.map(|c| match &pos_message {
+            Some(m) => format!("{}（{m}）", c.zh()),
+            None => c.zh().to_string(),
+        }),
+        reason_en: code.map(|c| match &pos_message {
+            Some(m) => format!("{} ({m})", hisbridge_core::engine::en_text(c)),
+            None => hisbridge_core::engine::en_text(c).to_string(),
+        }),
+        key,
+        state: st.as_str(),
+        amount,
+        channel,
+        error_code,
+    }
+}
+
+/// Status-only mode: follows the status file of the instance that drives the POS (the
+/// service): its link, and its orders and attention as notifications and the last-payment strip.
 async fn follow_shared(app: AppHandle, journal: PathBuf) {
+    use hisbridge_core::instance;
+    let mut seen: Option<(u32, u64)> = None;
+    let mut attention: std::collections::BTreeSet<String> = Default::default();
+    let mut first = true;
+    let mut was_alive = true;
     loop {
         apply(&app, shared_view(&journal));
+        let alive = instance::is_held(&journal);
+        if alive != was_alive {
+            let zh = app.state::<AppState>().zh();
+            let t = match (alive, zh) {
+                (false, true) => ("HIS Bridge 服务已停止", "POS 收款暂停：请联系信息科或重启服务"),
+                (false, false) => ("HIS Bridge service stopped", "Payments stopped: call IT or restart the service"),
+                (true, true) => ("HIS Bridge 服务已恢复", "可以收款"),
+                (true, false) => ("HIS Bridge service running again", "Ready to take payments"),
+            };
+            toast(&app, commands::Toast { title: t.0.into(), body: t.1.into() });
+            was_alive = alive;
+        }
+        if let Some(s) = instance::read_status(&instance::status_path(&journal)) {
+            let state = app.state::<AppState>();
+            let notify = state.cfg.lock().expect("cfg").as_ref().map(|c| c.notify.clone());
+            if let Some(o) = s.last_order.filter(|o| seen != Some((s.pid, o.seq))) {
+                seen = Some((s.pid, o.seq));
+                if let Some(st) = State::parse(&o.state) {
+                    let n = Notice::Order {
+                        key: o.key.clone(),
+                        state: st,
+                        amount: o.amount.clone(),
+                        channel: o.channel.clone(),
+                        error_code: o.error_code.clone(),
+                        pos_message: o.pos_message.clone(),
+                    };
+                    // What happened before this app started is shown, not notified.
+                    if let (false, Some(notify)) = (first, &notify) {
+                        if let Some(t) = commands::toast_for(&n, notify, state.zh()) {
+                            toast(&app, t);
+                        }
+                    }
+                    let ev = order_event(o.key, st, o.amount, o.channel, o.error_code, o.pos_message);
+                    let _ = app.emit("order", &ev);
+                    *state.last.lock().expect("last") = Some(ev);
+                }
+            }
+            let now: std::collections::BTreeSet<String> = s.attention.iter().map(|(k, _)| k.clone()).collect();
+            for (what, detail) in &s.attention {
+                if attention.contains(what) || first {
+                    continue;
+                }
+                if let Some(a) = hisbridge_core::engine::Attention::parse(what) {
+                    let n = Notice::Attention { what: a, detail: detail.clone() };
+                    if let Some(t) = notify.as_ref().and_then(|nf| commands::toast_for(&n, nf, state.zh())) {
+                        toast(&app, t);
+                    }
+                }
+            }
+            attention = now;
+            first = false;
+        }
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     }
 }
@@ -214,12 +306,23 @@ fn open_dashboard(app: &AppHandle, section: &str) {
     // On Windows the window needs the WebView2 Runtime; where it is missing the bridge keeps
     // running from the tray and only the window cannot open (docs/install.md).
     let built = match tauri::webview_version() {
-        Ok(_) => WebviewWindowBuilder::new(app, DASHBOARD, WebviewUrl::App(url.into()))
-            .title("HIS Bridge")
-            .inner_size(1000.0, 760.0)
-            .build()
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
+        Ok(_) => {
+            // Fits a 1366x768 screen with its taskbar (and 125/150% scaling, where the monitor's
+            // logical size is smaller): at most the work area less a margin for the title bar.
+            let (mut w, mut h) = (1200.0, 700.0);
+            if let Ok(Some(m)) = app.primary_monitor() {
+                let size = m.size().to_logical::<f64>(m.scale_factor());
+                w = f64::min(w, size.width - 40.0);
+                h = f64::min(h, size.height - 110.0);
+            }
+            WebviewWindowBuilder::new(app, DASHBOARD, WebviewUrl::App(url.into()))
+                .title("HIS Bridge")
+                .inner_size(w.max(640.0), h.max(420.0))
+                .min_inner_size(640.0, 420.0)
+                .build()
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
         Err(e) => Err(format!("no system webview (on Windows: the WebView2 Runtime is not installed): {e}")),
     };
     if let Err(e) = built {
@@ -712,27 +815,7 @@ async fn follow(app: AppHandle, mut link: tokio::sync::watch::Receiver<PosStatus
                                 let mut open = state.open.lock().expect("open");
                                 if st.is_final() || st == State::Accepted { open.remove(&key); } else { open.insert(key.clone(), st); }
                             }
-                            let code = error_code.as_deref().and_then(hisbridge_core::his::ErrorCode::parse);
-                            let words = |zh| commands::order_words(&key, st, &amount, channel.as_deref(), error_code.as_deref(), pos_message.as_deref(), zh);
-                            let ev = OrderEvent {
-                                shown_zh: commands::shown_key(&key, true),
-                                shown_en: commands::shown_key(&key, false),
-                                words_zh: words(true),
-                                words_en: words(false),
-                                key,
-                                state: st.as_str(),
-                                amount,
-                                channel,
-                                error_code,
-                                reason_zh: code.map(|c| match &pos_message {
-                                    Some(m) => format!("{}（{m}）", c.zh()),
-                                    None => c.zh().to_string(),
-                                }),
-                                reason_en: code.map(|c| match &pos_message {
-                                    Some(m) => format!("{} ({m})", hisbridge_core::engine::en_text(c)),
-                                    None => hisbridge_core::engine::en_text(c).to_string(),
-                                }),
-                            };
+                            let ev = order_event(key, st, amount, channel, error_code, pos_message);
                             let _ = app.emit("order", &ev);
                             *state.last.lock().expect("last") = Some(ev);
                         }

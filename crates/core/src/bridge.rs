@@ -81,14 +81,15 @@ impl Bridge {
             reopen_interval: Duration::from_secs(1),
         });
         let (health_tx, health) = tokio::sync::watch::channel(Health::new());
+        let (notices, _) = broadcast::channel(256);
         tokio::spawn(crate::instance::publish(
             crate::instance::status_path(&cfg.journal),
             mode.to_string(),
             pos.watch(),
             health.clone(),
+            notices.subscribe(),
         ));
         let (sub_tx, sub_rx) = mpsc::channel(64);
-        let (notices, _) = broadcast::channel(256);
         let engine = Driver::new(
             EngineSettings {
                 terminals: cfg.terminals.clone(),

@@ -102,6 +102,22 @@ pub struct SharedStatus {
     /// What needs a person (`journal`, `history_lost`, `files`, `pos_contradiction`) and why.
     #[serde(default)]
     pub attention: Vec<(String, String)>,
+    /// The most recent order's notice, for a front end beside the service (its last-payment
+    /// strip and notifications).
+    #[serde(default)]
+    pub last_order: Option<SharedOrder>,
+}
+
+/// An order notice as published; `seq` counts the notices of this run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedOrder {
+    pub seq: u64,
+    pub key: String,
+    pub state: String,
+    pub amount: String,
+    pub channel: Option<String>,
+    pub error_code: Option<String>,
+    pub pos_message: Option<String>,
 }
 
 impl SharedStatus {
@@ -134,6 +150,7 @@ impl SharedStatus {
             model: s.model.clone(),
             last_heard: s.last_heard.clone(),
             attention: Vec::new(),
+            last_order: None,
         }
     }
 
@@ -178,12 +195,15 @@ pub async fn publish(
     mode: String,
     mut pos: tokio::sync::watch::Receiver<PosStatus>,
     mut health: tokio::sync::watch::Receiver<crate::engine::Health>,
+    mut notices: tokio::sync::broadcast::Receiver<crate::engine::Notice>,
 ) {
     let since = crate::journal::now_str();
     let mut written: Option<(SharedStatus, tokio::time::Instant)> = None;
+    let mut last_order: Option<SharedOrder> = None;
     loop {
         let mut s = SharedStatus::from_pos(&mode, &since, &pos.borrow_and_update().clone());
         s.attention = health.borrow_and_update().iter().map(|(k, v)| (k.as_str().to_string(), v.clone())).collect();
+        s.last_order = last_order.clone();
         let now = tokio::time::Instant::now();
         let due = match &written {
             None => true,
@@ -202,6 +222,14 @@ pub async fn publish(
         tokio::select! {
             changed = pos.changed() => if changed.is_err() { return },
             changed = health.changed() => if changed.is_err() { return },
+            n = notices.recv() => match n {
+                Ok(crate::engine::Notice::Order { key, state, amount, channel, error_code, pos_message }) => {
+                    let seq = last_order.as_ref().map_or(1, |o| o.seq + 1);
+                    last_order = Some(SharedOrder { seq, key, state: state.as_str().to_string(), amount, channel, error_code, pos_message });
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return,
+            },
             _ = async { tokio::time::sleep_until(wake.expect("set")).await }, if wake.is_some() => {}
         }
     }

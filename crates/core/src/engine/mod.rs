@@ -113,6 +113,13 @@ pub enum Attention {
 }
 
 impl Attention {
+    pub const ALL: [Attention; 4] =
+        [Attention::Journal, Attention::HistoryLost, Attention::Files, Attention::PosContradiction];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Attention::Journal => "journal",
