@@ -195,6 +195,18 @@ def main():
         s.until("resumed", lambda: s.text("#pause") == "暂停收款")
         s.until("ready again", lambda: s.js("return document.getElementById('state').className") == "state ready")
 
+    def logs_filter_and_search():
+        s.js("location.hash = '#logs'")
+        s.until("the log loaded", lambda: len(s.text("#log") or "") > 0)
+        s.js("const l = document.getElementById('log-level'); l.value = 'warn'; l.dispatchEvent(new Event('change'))")
+        lines = [l for l in (s.text("#log") or "").split("\n") if l.strip()]
+        assert all(("WARN" in l or "ERROR" in l) for l in lines), f"a line below the level: {lines[:5]}"
+        s.js("const l = document.getElementById('log-level'); l.value = 'all'; l.dispatchEvent(new Event('change'))")
+        s.type("#log-search", "settings saved")
+        lines = [l for l in (s.text("#log") or "").split("\n") if l.strip()]
+        assert all("settings saved" in l.lower() for l in lines), f"search: {lines[:5]}"
+        s.js("location.hash = ''")
+
     def chinese_throughout():
         # Every visible text in zh-CN mode is Chinese, apart from order and payment numbers,
         # amounts, times and a few names (POS, HIS, USB, COM).
@@ -260,6 +272,7 @@ def main():
     check("the language switch works", language_switch)
     check("a settings error is shown next to its field", settings_error_shown)
     check("a second launch exits and the first stays", second_launch_exits)
+    check("the log filters by level and searches", logs_filter_and_search)
     s.close()
 
     def status_only_beside_the_service():

@@ -31,6 +31,7 @@ const T = {
     noOrderYet: "今天还没有订单", backToday: "回到今日", viewing: "正在查看 {0} 的记录（不是今天）",
     CANCELLING: "正在撤销", ACCEPTED: "排队中", SENT: "收款中", PAYING: "患者付款中", close: "关闭",
     refundOf: "{0} 退款 {1}", today: "今天", yesterday: "昨天", notInteger: "请填写整数",
+    logAll: "全部级别", logWarn: "警告和错误", logError: "只看错误", logSearch: "搜索日志（订单号、错误…）", logFollow: "自动刷新",
   },
   en: {
     pos: "POS status", port: "Port", device: "Device ID", heard: "Last heard", lang: "中文", day: "Day",
@@ -63,6 +64,7 @@ const T = {
     noOrderYet: "No order yet today", backToday: "Back to today", viewing: "Viewing {0} (not today)",
     CANCELLING: "Cancelling", ACCEPTED: "Queued", SENT: "Collecting", PAYING: "Patient paying", close: "Close",
     refundOf: "{0} refund {1}", today: "today", yesterday: "yesterday", notInteger: "enter a whole number",
+    logAll: "All levels", logWarn: "Warnings and errors", logError: "Errors only", logSearch: "Search the log (order no., error…)", logFollow: "Follow",
   },
 };
 let lang = localStorage.getItem("lang") || "zh";
@@ -363,10 +365,26 @@ $("key-file").addEventListener("change", (ev) => {
   ev.target.value = "";
 });
 
+// The log: the last 2,000 lines, filtered here by level and text; followed every 3 s while shown.
+let logText = "";
+function renderLog() {
+  const level = $("log-level").value, q = $("log-search").value.trim().toLowerCase();
+  const keep = (line) => {
+    if (level === "error" && !/\bERROR\b/.test(line)) return false;
+    if (level === "warn" && !/\b(WARN|ERROR)\b/.test(line)) return false;
+    return !q || line.toLowerCase().includes(q);
+  };
+  const l = $("log");
+  l.textContent = logText.split("\n").filter(keep).slice(-400).join("\n");
+  l.scrollTop = l.scrollHeight;
+}
 function loadLog() {
   if (!tauri) return;
-  tauri.core.invoke("read_log", { lines: 400 }).then((text) => { const l = $("log"); l.textContent = text; l.scrollTop = l.scrollHeight; });
+  tauri.core.invoke("read_log", { lines: 2000 }).then((text) => { logText = text; renderLog(); });
 }
+setInterval(() => { if (!$("view-logs").hidden && $("log-follow").checked) loadLog(); }, 3000);
+$("log-level").addEventListener("change", renderLog);
+$("log-search").addEventListener("input", renderLog);
 $("reload-log").addEventListener("click", loadLog);
 $("diag").addEventListener("click", () => tauri.core.invoke("export_diagnostics").then((p) => notice(t("diagDone") + p), (e) => notice(String(e), "bad")));
 $("test-pos").addEventListener("click", () => tauri.core.invoke("test_pos")

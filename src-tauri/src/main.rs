@@ -53,6 +53,8 @@ struct AppState {
     paused: Mutex<bool>,
     /// The most recent order's event: the dashboard's last-payment strip when it opens.
     last: Mutex<Option<OrderEvent>>,
+    /// The tray icon has been set once (after that, only when the state changes).
+    icon_set: std::sync::atomic::AtomicBool,
 }
 
 impl AppState {
@@ -262,7 +264,7 @@ fn with_orders(mut v: StatusView, open: &std::collections::BTreeMap<String, Stat
         v.tooltip_zh = "收款中：等待患者付款".into();
         v.tooltip_en = "Busy: waiting for the patient to pay".into();
     } else if paused {
-        v.state = "attention";
+        v.state = "paused";
         v.tooltip_zh = "已暂停收款".into();
         v.tooltip_en = "Taking payments paused".into();
     }
@@ -273,18 +275,39 @@ fn tray_image(state: &str) -> Image<'static> {
     let bytes: &'static [u8] = match state {
         "ready" => include_bytes!("../icons/ready.png"),
         "busy" => include_bytes!("../icons/busy.png"),
+        "paused" => include_bytes!("../icons/paused.png"),
         _ => include_bytes!("../icons/attention.png"),
     };
     Image::from_bytes(bytes).expect("embedded icon")
 }
 
 fn apply(app: &AppHandle, v: StatusView) {
-    if let Some(tray) = app.tray_by_id("main") {
-        let _ = tray.set_icon(Some(tray_image(v.state)));
-        let _ = tray.set_tooltip(Some(format!("HIS Bridge — {}", v.tooltip_zh)));
+    let state = app.state::<AppState>();
+    let before = state.status.lock().expect("status").clone();
+    // The icon and tooltip change only when what they say changes (not on every heartbeat).
+    let was_set = state.icon_set.swap(true, std::sync::atomic::Ordering::Relaxed);
+    if !was_set || before.state != v.state || before.tooltip_zh != v.tooltip_zh || before.tooltip_en != v.tooltip_en {
+        if let Some(tray) = app.tray_by_id("main") {
+            if !was_set || before.state != v.state {
+                let _ = tray.set_icon(Some(tray_image(v.state)));
+            }
+            let tip = if state.zh() { &v.tooltip_zh } else { &v.tooltip_en };
+            let _ = tray.set_tooltip(Some(format!("HIS Bridge — {tip}")));
+        }
+        label_status(app, &v);
     }
     let _ = app.emit("pos-status", &v);
-    *app.state::<AppState>().status.lock().expect("status") = v;
+    *state.status.lock().expect("status") = v;
+}
+
+/// The status line at the top of the tray menu.
+fn label_status(app: &AppHandle, v: &StatusView) {
+    if let Some(items) = app.try_state::<MenuItems>() {
+        let zh = app.state::<AppState>().zh();
+        if let Some((_, item)) = items.0.iter().find(|(id, _)| *id == "status") {
+            let _ = item.set_text(if zh { &v.tooltip_zh } else { &v.tooltip_en });
+        }
+    }
 }
 
 fn toast(app: &AppHandle, t: commands::Toast) {
@@ -715,22 +738,25 @@ fn on_menu(app: &AppHandle, id: &str) {
     }
 }
 
-/// The tray menu's items (id, Chinese, English), in order; `None` is a separator. The cashier's
-/// items first, IT's after the line.
+/// The tray menu's cashier items (id, Chinese, English), in order; `None` is a separator. IT's
+/// items are in a submenu of their own ([`IT_MENU`]), after the test item.
 const MENU: &[Option<(&str, &str, &str)>] = &[
     Some(("open", "打开面板", "Open dashboard")),
     Some(("pause", "暂停收款", "Pause payments")),
     Some(("test", "测试 POS 连接", "Test POS connection")),
     None,
-    Some(("inbox", "打开收件夹", "Open inbox folder")),
-    Some(("outbox", "打开结果夹", "Open outbox folder")),
-    Some(("error", "打开错误夹", "Open error folder")),
-    Some(("logs", "查看日志", "View logs")),
-    Some(("diag", "导出诊断包", "Export diagnostics")),
-    None,
-    Some(("settings", "设置", "Settings")),
     Some(("about", "关于", "About")),
     Some(("quit", "退出", "Quit")),
+];
+
+/// IT's items, in a submenu of their own apart from the cashier's.
+const IT_MENU: &[(&str, &str, &str)] = &[
+    ("inbox", "打开收件夹", "Open inbox folder"),
+    ("outbox", "打开结果夹", "Open outbox folder"),
+    ("error", "打开错误夹", "Open error folder"),
+    ("logs", "查看日志", "View logs"),
+    ("diag", "导出诊断包", "Export diagnostics"),
+    ("settings", "设置", "Settings"),
 ];
 
 /// The menu's items, kept to be relabelled (language, pause).
@@ -746,23 +772,54 @@ fn label_menu(app: &AppHandle) {
         let text = match (*id, paused, zh) {
             ("pause", true, true) => "恢复收款（当前已暂停）",
             ("pause", true, false) => "Resume payments (paused now)",
-            _ => {
-                MENU.iter().flatten().find(|(i, _, _)| i == id).map(|(_, z, e)| if zh { *z } else { *e }).unwrap_or(id)
-            }
+            ("status", _, _) => continue,
+            _ => MENU
+                .iter()
+                .flatten()
+                .chain(IT_MENU)
+                .find(|(i, _, _)| i == id)
+                .map(|(_, z, e)| if zh { *z } else { *e })
+                .unwrap_or(id),
         };
         let _ = item.set_text(text);
     }
+    if let Some(sub) = app.try_state::<ItMenu>() {
+        let _ = sub.0.set_text(if zh { "信息科" } else { "IT" });
+    }
+    let v = state.status.lock().expect("status").clone();
+    label_status(app, &v);
 }
+
+/// The IT submenu, kept to be relabelled.
+struct ItMenu(tauri::menu::Submenu<tauri::Wry>);
 
 fn build_tray(app: &tauri::App, initial: &StatusView) -> tauri::Result<TrayIcon> {
     let mut kept = Vec::new();
     let mut entries: Vec<Box<dyn tauri::menu::IsMenuItem<tauri::Wry>>> = Vec::new();
+    // A status line first (not clickable): the same words as the tooltip.
+    let status = MenuItem::with_id(app, "status", &initial.tooltip_zh, false, None::<&str>)?;
+    kept.push(("status", status.clone()));
+    entries.push(Box::new(status));
+    entries.push(Box::new(PredefinedMenuItem::separator(app)?));
+    let mut it_items = Vec::new();
+    for (id, zh, _) in IT_MENU {
+        let item = MenuItem::with_id(app, *id, *zh, true, None::<&str>)?;
+        kept.push((*id, item.clone()));
+        it_items.push(item);
+    }
+    let it_refs: Vec<&dyn tauri::menu::IsMenuItem<tauri::Wry>> =
+        it_items.iter().map(|i| i as &dyn tauri::menu::IsMenuItem<tauri::Wry>).collect();
+    let it = tauri::menu::Submenu::with_id_and_items(app, "it", "信息科", true, &it_refs)?;
     for entry in MENU {
         match entry {
             Some((id, zh, _)) => {
                 let item = MenuItem::with_id(app, *id, *zh, true, None::<&str>)?;
                 kept.push((*id, item.clone()));
                 entries.push(Box::new(item));
+                if *id == "test" {
+                    entries.push(Box::new(PredefinedMenuItem::separator(app)?));
+                    entries.push(Box::new(it.clone()));
+                }
             }
             None => entries.push(Box::new(PredefinedMenuItem::separator(app)?)),
         }
@@ -770,10 +827,23 @@ fn build_tray(app: &tauri::App, initial: &StatusView) -> tauri::Result<TrayIcon>
     let refs: Vec<&dyn tauri::menu::IsMenuItem<tauri::Wry>> = entries.iter().map(|b| b.as_ref()).collect();
     let menu = Menu::with_items(app, &refs)?;
     app.manage(MenuItems(kept));
+    app.manage(ItMenu(it));
     TrayIconBuilder::with_id("main")
         .icon(tray_image(initial.state))
         .tooltip(format!("HIS Bridge — {}", initial.tooltip_zh))
         .menu(&menu)
+        // A left click opens the dashboard; the menu is on the right button.
+        .show_menu_on_left_click(false)
+        .on_tray_icon_event(|tray, ev| {
+            if let tauri::tray::TrayIconEvent::Click {
+                button: tauri::tray::MouseButton::Left,
+                button_state: tauri::tray::MouseButtonState::Up,
+                ..
+            } = ev
+            {
+                open_dashboard(tray.app_handle(), "");
+            }
+        })
         .on_menu_event(|app, ev| on_menu(app, ev.id.as_ref()))
         .build(app)
 }
@@ -854,6 +924,9 @@ fn main() {
             tauri_plugin_log::Target::new(tauri_plugin_log::TargetKind::LogDir { file_name: Some("hisbridge".into()) }),
         ])
         .level(log::LevelFilter::Info)
+        // The D-Bus library's handshake and the webview's internals are not the cashier's log.
+        .level_for("zbus", log::LevelFilter::Warn)
+        .level_for("tracing", log::LevelFilter::Warn)
         .max_file_size(5_000_000)
         .rotation_strategy(tauri_plugin_log::RotationStrategy::KeepSome(10))
         .timezone_strategy(tauri_plugin_log::TimezoneStrategy::UseLocal)
@@ -932,6 +1005,7 @@ fn main() {
                 lang: Mutex::new("zh".into()),
                 paused: Mutex::new(false),
                 last: Mutex::new(None),
+                icon_set: std::sync::atomic::AtomicBool::new(false),
             });
             build_tray(app, &initial)?;
             if let Some(rx) = watch {
