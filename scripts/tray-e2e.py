@@ -131,6 +131,9 @@ def main():
         s.until("the last payment says paid", lambda: "¥12.30 微信 收款成功" in (s.text("#last") or ""))
         s.until("totals updated", lambda: "12.30" in (s.text("#totals-body") or ""))
         s.shot("dashboard-paid.png")
+        s.js("document.getElementById('chart-card').scrollIntoView()")
+        s.shot("dashboard-chart.png")
+        s.js("window.scrollTo(0, 0)")
 
     def failed_order_shows():
         subprocess.run(

@@ -179,28 +179,46 @@ function renderChart() {
     v[h.channel in v ? h.channel : "OTHER"] += parseFloat(h.sales_amount);
     hours.set(h.hour, v);
   }
+  // Working hours (07–20), widened to any hour that has takings.
+  const used = [...hours.keys()];
+  const from = Math.min(7, ...used), to = Math.max(20, ...used);
+  const n = to - from + 1;
   const max = Math.max(1, ...[...hours.values()].map((v) => v.WECHAT + v.ALIPAY + v.OTHER));
+  // A round top for the scale: 1, 2 or 5 times a power of ten.
+  const p = Math.pow(10, Math.floor(Math.log10(max)));
+  const top = [1, 2, 5, 10].map((m) => m * p).find((x) => x >= max);
   const ns = "http://www.w3.org/2000/svg";
-  const rect = (x, y, w, h, cls) => {
-    const r = document.createElementNS(ns, "rect");
-    Object.entries({ x, y, width: w, height: h, class: cls }).forEach(([k, v]) => r.setAttribute(k, v));
-    svg.append(r);
+  const add = (tag, attrs, text) => {
+    const e = document.createElementNS(ns, tag);
+    Object.entries(attrs).forEach(([k, v]) => e.setAttribute(k, v));
+    if (text != null) e.textContent = text;
+    svg.append(e);
+    return e;
   };
-  const text = (x, y, s) => {
-    const e = document.createElementNS(ns, "text");
-    e.setAttribute("x", x); e.setAttribute("y", y); e.textContent = s; svg.append(e);
-  };
-  for (let h = 0; h < 24; h++) {
-    const x = 10 + h * 29;
-    const v = hours.get(h) || { WECHAT: 0, ALIPAY: 0, OTHER: 0 };
-    let y = 140;
-    for (const [ch, cls] of [["WECHAT", "wx"], ["ALIPAY", "ali"], ["OTHER", "oth"]]) {
-      const hh = (v[ch] / max) * 120;
-      if (hh > 0) { y -= hh; rect(x, y, 22, hh, cls); }
-    }
-    if (h % 3 === 0) text(x, 155, String(h).padStart(2, "0"));
+  const left = 44, right = 712, base = 140, height = 120;
+  const step = (right - left) / n;
+  for (let i = 0; i <= 4; i++) {
+    const y = base - (height * i) / 4;
+    add("line", { x1: left, x2: right, y1: y, y2: y, class: i === 0 ? "axis" : "grid" });
+    add("text", { x: left - 4, y: y + 3, "text-anchor": "end" }, ((top * i) / 4).toFixed(top < 8 ? 2 : 0));
   }
-  text(10, 12, max.toFixed(2));
+  for (let h = from; h <= to; h++) {
+    const x = left + (h - from) * step;
+    const v = hours.get(h) || { WECHAT: 0, ALIPAY: 0, OTHER: 0 };
+    let y = base;
+    for (const [ch, cls] of [["WECHAT", "wx"], ["ALIPAY", "ali"], ["OTHER", "oth"]]) {
+      const hh = (v[ch] / top) * height;
+      if (hh > 0) {
+        y -= hh;
+        const r = add("rect", { x: x + step * 0.15, y, width: step * 0.7, height: hh, class: cls });
+        // The value on hover.
+        const tip = document.createElementNS(ns, "title");
+        tip.textContent = `${String(h).padStart(2, "0")}:00–${String(h + 1).padStart(2, "0")}:00 ${t(ch)} ¥${v[ch].toFixed(2)}`;
+        r.append(tip);
+      }
+    }
+    add("text", { x: x + step / 2, y: 155, "text-anchor": "middle" }, String(h).padStart(2, "0"));
+  }
 }
 
 function renderOpen() {
