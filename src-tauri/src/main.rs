@@ -332,18 +332,37 @@ fn open_dashboard(app: &AppHandle, section: &str) {
         Ok(_) => {
             // Fits a 1366x768 screen with its taskbar (and 125/150% scaling, where the monitor's
             // logical size is smaller): at most the work area less a margin for the title bar.
+            // The size and place the cashier left it at, when they still fit this screen.
             let (mut w, mut h) = (1200.0, 700.0);
+            let mut at = None;
+            let saved = load_geometry(app);
             if let Ok(Some(m)) = app.primary_monitor() {
                 let size = m.size().to_logical::<f64>(m.scale_factor());
+                if let Some(g) = saved.filter(|g| {
+                    g.x >= -8.0 && g.y >= -8.0 && g.x + g.w <= size.width + 8.0 && g.y + g.h <= size.height + 8.0
+                }) {
+                    (w, h, at) = (g.w, g.h, Some((g.x, g.y)));
+                }
                 w = f64::min(w, size.width - 40.0);
                 h = f64::min(h, size.height - 110.0);
             }
-            WebviewWindowBuilder::new(app, DASHBOARD, WebviewUrl::App(url.into()))
+            let mut b = WebviewWindowBuilder::new(app, DASHBOARD, WebviewUrl::App(url.into()))
                 .title("HIS Bridge")
                 .inner_size(w.max(640.0), h.max(420.0))
-                .min_inner_size(640.0, 420.0)
-                .build()
-                .map(|_| ())
+                .min_inner_size(640.0, 420.0);
+            if let Some((x, y)) = at {
+                b = b.position(x, y);
+            }
+            b.build()
+                .map(|win| {
+                    let app = app.clone();
+                    let handle = win.clone();
+                    win.on_window_event(move |ev| {
+                        if matches!(ev, tauri::WindowEvent::Moved(_) | tauri::WindowEvent::Resized(_)) {
+                            save_geometry(&app, &handle);
+                        }
+                    });
+                })
                 .map_err(|e| e.to_string())
         }
         Err(e) => Err(format!("no system webview (on Windows: the WebView2 Runtime is not installed): {e}")),
@@ -358,6 +377,40 @@ fn open_dashboard(app: &AppHandle, section: &str) {
                     .into(),
             },
         );
+    }
+}
+
+/// Where the dashboard was (logical pixels), kept per user.
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize)]
+struct Geometry {
+    x: f64,
+    y: f64,
+    w: f64,
+    h: f64,
+}
+
+fn geometry_file(app: &AppHandle) -> Option<PathBuf> {
+    app.path().app_config_dir().ok().map(|d| d.join("dashboard-window.json"))
+}
+
+fn load_geometry(app: &AppHandle) -> Option<Geometry> {
+    serde_json::from_slice(&std::fs::read(geometry_file(app)?).ok()?).ok()
+}
+
+fn save_geometry(app: &AppHandle, w: &tauri::WebviewWindow) {
+    let (Ok(scale), Ok(pos), Ok(size)) = (w.scale_factor(), w.outer_position(), w.inner_size()) else { return };
+    if w.is_minimized().unwrap_or(false) || w.is_maximized().unwrap_or(false) {
+        return;
+    }
+    let (p, s) = (pos.to_logical::<f64>(scale), size.to_logical::<f64>(scale));
+    let g = Geometry { x: p.x, y: p.y, w: s.width, h: s.height };
+    if let Some(file) = geometry_file(app) {
+        if let Some(dir) = file.parent() {
+            let _ = std::fs::create_dir_all(dir);
+            if let Ok(bytes) = serde_json::to_vec(&g) {
+                let _ = hisbridge_core::folders::replace_file(dir, "dashboard-window.json", &bytes);
+            }
+        }
     }
 }
 
