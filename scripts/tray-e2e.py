@@ -314,6 +314,12 @@ def main():
                 t.until("the service's order listed", lambda: t.text('tr[data-order="E2E0003"] td.status') == "成功")
                 t.until("the service's last payment shown", lambda: "¥2.00" in (t.text("#last") or "") and "E2E0003" in (t.text("#last") or ""))
                 t.shot("dashboard-service-mode.png")
+                # Settings saved beside the service say they wait for its restart.
+                t.js("location.hash = '#settings'")
+                t.until("settings loaded", lambda: t.js("return document.forms[0].elements.device_id.value") == "POS-0001")
+                t.click("#save-settings")
+                t.until("saved for the service", lambda: "服务重启后生效" in (t.text("#notice") or ""))
+                t.js("location.hash = ''")
             finally:
                 t.close()
         finally:

@@ -307,6 +307,10 @@ fn label_status(app: &AppHandle, v: &StatusView) {
         if let Some((_, item)) = items.0.iter().find(|(id, _)| *id == "status") {
             let _ = item.set_text(if zh { &v.tooltip_zh } else { &v.tooltip_en });
         }
+        // Beside the service, pausing and testing are the service's: not offered here.
+        for (_, item) in items.0.iter().filter(|(id, _)| matches!(*id, "pause" | "test")) {
+            let _ = item.set_enabled(v.service.is_none());
+        }
     }
 }
 
@@ -531,7 +535,10 @@ fn get_settings(state: tauri::State<'_, AppState>) -> Result<SettingsForm, Strin
 /// Saves the settings when every field is valid; the error names the field otherwise.
 /// Answers whether the bridge must start again for them to apply.
 #[tauri::command]
-async fn save_settings(state: tauri::State<'_, AppState>, form: SettingsForm) -> Result<bool, serde_json::Value> {
+async fn save_settings(
+    state: tauri::State<'_, AppState>,
+    form: SettingsForm,
+) -> Result<&'static str, serde_json::Value> {
     let to_json = |e: settings::SettingsError| match e.field() {
         Some(f) => serde_json::json!({
             "field": f.field, "message": f.message, "message_zh": commands::field_message_zh(&f.field, &f.message),
@@ -540,13 +547,21 @@ async fn save_settings(state: tauri::State<'_, AppState>, form: SettingsForm) ->
     };
     let old = config_of(&state).map_err(|e| serde_json::json!({ "field": null, "message": e }))?;
     let new = settings::save(&state.config_path, &form).map_err(to_json)?;
+    let service = state.status.lock().expect("status").service.is_some();
     if let Some(b) = state.bridge.as_ref() {
         b.reconfigure(&new).await.map_err(|e| serde_json::json!({ "field": null, "message": e }))?;
     }
-    let restart = settings::needs_restart(&old, &new);
-    log::info!("settings saved (restart needed: {restart})");
+    // Beside the service nothing here applies them: the service reads them when it restarts.
+    let outcome = if service {
+        "restart_service"
+    } else if settings::needs_restart(&old, &new) {
+        "restart_app"
+    } else {
+        "applied"
+    };
+    log::info!("settings saved ({outcome})");
     *state.cfg.lock().expect("cfg") = Some(new);
-    Ok(restart)
+    Ok(outcome)
 }
 
 #[tauri::command]
@@ -649,9 +664,14 @@ async fn set_pause(app: &AppHandle, state: &AppState, paused: bool) -> Result<()
 }
 
 #[tauri::command]
-fn read_log(app: AppHandle, lines: Option<usize>) -> Result<String, String> {
-    let dir = app.path().app_log_dir().map_err(|e| e.to_string())?;
-    let text = std::fs::read_to_string(dir.join("hisbridge.log")).unwrap_or_default();
+fn read_log(app: AppHandle, state: tauri::State<'_, AppState>, lines: Option<usize>) -> Result<String, String> {
+    // Beside the service, its log is the one that tells what happened to the payments.
+    let service = state.status.lock().expect("status").service.is_some();
+    let file = match (service, config_of(&state)) {
+        (true, Ok(cfg)) => cfg.data_dir.join("logs").join("hisbridge-service.log"),
+        _ => app.path().app_log_dir().map_err(|e| e.to_string())?.join("hisbridge.log"),
+    };
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
     let n = lines.unwrap_or(300);
     let all: Vec<&str> = text.lines().collect();
     Ok(all[all.len().saturating_sub(n)..].join("\n"))
