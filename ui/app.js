@@ -31,6 +31,7 @@ const T = {
     noOrderYet: "今天还没有订单", backToday: "回到今日", viewing: "正在查看 {0} 的记录（不是今天）",
     CANCELLING: "正在撤销", ACCEPTED: "排队中", SENT: "收款中", PAYING: "患者付款中", close: "关闭",
     refundOf: "{0} 退款 {1}", today: "今天", yesterday: "昨天", notInteger: "请填写整数",
+    settingsLocked: "设置只能由信息科（管理员）修改：这里只显示当前设置。",
     savedService: "已保存；HIS Bridge 服务重启后生效（请信息科在“服务”中重启 HISBridge，或执行 hisbridge service stop/start）",
     rejectedDay: "当日拒收 HIS 指令 {0} 个：HIS 已收到错误结果，未扣款；文件和原因在错误夹",
     logAll: "全部级别", logWarn: "警告和错误", logError: "只看错误", logSearch: "搜索日志（订单号、错误…）", logFollow: "自动刷新",
@@ -66,6 +67,7 @@ const T = {
     noOrderYet: "No order yet today", backToday: "Back to today", viewing: "Viewing {0} (not today)",
     CANCELLING: "Cancelling", ACCEPTED: "Queued", SENT: "Collecting", PAYING: "Patient paying", close: "Close",
     refundOf: "{0} refund {1}", today: "today", yesterday: "yesterday", notInteger: "enter a whole number",
+    settingsLocked: "Only IT (an administrator) may change the settings: they are shown here read-only.",
     savedService: "Saved; applies when the HIS Bridge service restarts (IT: restart HISBridge in Services, or hisbridge service stop/start)",
     rejectedDay: "{0} HIS instructions refused today: the HIS got error results, nothing was charged; files and reasons are in the error folder",
     logAll: "All levels", logWarn: "Warnings and errors", logError: "Errors only", logSearch: "Search the log (order no., error…)", logFollow: "Follow",
@@ -324,6 +326,11 @@ function loadSettings() {
     for (const k of ["success", "failure", "unknown", "link", "rejected"]) e["n_" + k].checked = f.notify[k];
     $("key-id").textContent = f.key_id || "-";
     $("settings-error").textContent = "";
+    tauri.core.invoke("settings_writable").then((w) => {
+      $("settings-locked").hidden = w;
+      $("settings-form").querySelectorAll("input, select, button").forEach((x) => (x.disabled = !w));
+      $("key-file").disabled = !w;
+    });
   }, (err) => ($("settings-error").textContent = String(err)));
   tauri.core.invoke("list_ports").then((ports) => {
     choices = ports;

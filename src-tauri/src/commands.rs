@@ -426,6 +426,18 @@ pub fn field_message_zh(field: &str, message: &str) -> String {
     }
 }
 
+/// A settings error that is not a field's, in Chinese.
+pub fn settings_error_zh(message: &str) -> String {
+    let m = message.to_ascii_lowercase();
+    if m.contains("permission denied") || m.contains("access is denied") || m.contains("os error 5") {
+        "没有权限修改设置：设置文件只有信息科（管理员）可以修改".into()
+    } else if m.contains("not valid toml") {
+        "设置文件格式有误，请信息科手工修正后再试".into()
+    } else {
+        "设置无法保存；详情见日志".into()
+    }
+}
+
 /// An error of the POS test (INFO) in Chinese.
 pub fn pos_error_zh(e: &str) -> String {
     let r = e.to_ascii_lowercase();
@@ -526,6 +538,8 @@ mod toast_tests {
         }
         assert_eq!(pos_error_zh("POS not connected"), "POS 未连接：请检查 USB 线和 POS 电源");
         assert_eq!(field_message_zh("scan_secs", "0 is outside 1..=600"), "应为 1 到 600 之间的整数");
+        assert!(settings_error_zh("cannot read or write the config file C:\\x: Access is denied. (os error 5)")
+            .starts_with("没有权限"));
         assert!(field_message_zh("device_id", "field device_id is invalid: contains a space").starts_with("格式不对"));
         assert!(!pos_error_zh("anything").chars().any(|c| c.is_ascii_lowercase()));
     }

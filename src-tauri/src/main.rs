@@ -489,6 +489,13 @@ async fn confirm_cancel(
     Ok(rx.await.unwrap_or(false))
 }
 
+/// Whether this user may change the settings: the config file is IT's (on Windows its ACL gives
+/// cashiers read access only, docs/security.md); the form is shown read-only otherwise.
+#[tauri::command]
+fn settings_writable(state: tauri::State<'_, AppState>) -> bool {
+    std::fs::OpenOptions::new().append(true).open(&state.config_path).is_ok()
+}
+
 #[tauri::command]
 fn last_order(state: tauri::State<'_, AppState>) -> Option<OrderEvent> {
     state.last.lock().expect("last").clone()
@@ -543,7 +550,10 @@ async fn save_settings(
         Some(f) => serde_json::json!({
             "field": f.field, "message": f.message, "message_zh": commands::field_message_zh(&f.field, &f.message),
         }),
-        None => serde_json::json!({ "field": null, "message": e.to_string() }),
+        None => {
+            let m = e.to_string();
+            serde_json::json!({ "field": null, "message_zh": commands::settings_error_zh(&m), "message": m })
+        }
     };
     let old = config_of(&state).map_err(|e| serde_json::json!({ "field": null, "message": e }))?;
     let new = settings::save(&state.config_path, &form).map_err(to_json)?;
@@ -1014,6 +1024,7 @@ fn main() {
             status,
             last_order,
             confirm_cancel,
+            settings_writable,
             day_report,
             order_action,
             check_pos_totals,
