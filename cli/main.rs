@@ -208,9 +208,30 @@ enum HisCmd {
     },
 }
 
+/// Log times in local time with the offset (the tray app's log too): one time zone everywhere.
+struct LocalTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for LocalTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        write!(w, "{}", chrono::Local::now().format("%Y-%m-%dT%H:%M:%S%.3f%:z"))
+    }
+}
+
+/// Colour only on a terminal, and never with `NO_COLOR` set (cmd.exe shows the escapes as
+/// garbage when the output is redirected).
+fn colour() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HISBRIDGE_LOG").unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_timer(LocalTime)
+        .with_ansi(colour())
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// Logs to a file (the service has no console): appended, moved to `.1` beyond 5 MB at start.
@@ -227,12 +248,18 @@ pub fn init_file_logging(path: &std::path::Path) {
         Ok(f) => {
             let _ = tracing_subscriber::fmt()
                 .with_env_filter(filter)
+                .with_timer(LocalTime)
                 .with_ansi(false)
                 .with_writer(std::sync::Mutex::new(f))
                 .try_init();
         }
         Err(_) => {
-            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_timer(LocalTime)
+                .with_ansi(colour())
+                .with_writer(std::io::stderr)
+                .try_init();
         }
     }
 }

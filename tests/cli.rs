@@ -285,3 +285,21 @@ fn driver_inf_binds_winusb_to_the_accessory_and_the_pos_named() {
     let (ok, text) = hisbridge(&["driver", "inf", "--pos", "COM5"]);
     assert!(!ok && text.contains("usb:"), "{text}");
 }
+
+#[test]
+fn logs_piped_have_no_colour_escapes_and_local_times_with_their_offset() {
+    let out = Command::new(env!("CARGO_BIN_EXE_hisbridge"))
+        .arg("demo")
+        .env("HISBRIDGE_LOG", "info")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("POS connected"), "{err}");
+    assert!(!err.contains('\u{1b}'), "colour escapes in a redirected log: {err:?}");
+    let first = err.lines().next().unwrap();
+    // 2026-12-02T15:07:21.535+08:00
+    let stamp = first.split_whitespace().next().unwrap();
+    assert!(stamp.len() == 29 && (stamp.as_bytes()[23] == b'+' || stamp.as_bytes()[23] == b'-'), "{first}");
+}
