@@ -355,10 +355,23 @@ fn run(config: PathBuf) -> Result<()> {
         tracing::info!(inbox = %cfg.folders.inbox.display(), outbox = %cfg.folders.outbox.display(), port = cfg.pos.port, "HIS Bridge running");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => tracing::info!("stopping"),
+            _ = terminated() => tracing::info!("stopping (SIGTERM)"),
             _ = bridge.engine => bail!("engine stopped"),
         }
         Ok(())
     })
+}
+
+/// SIGTERM (systemd, `kill`): a stop like Ctrl-C. Never on Windows, whose service has its own.
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+            return;
+        }
+    }
+    std::future::pending::<()>().await
 }
 
 fn sim_pos(a: SimArgs) -> Result<()> {

@@ -90,6 +90,9 @@ pub fn run(a: SetupCli) -> Result<()> {
     let text = a.data_dir.to_string_lossy().to_string();
     let text = text.strip_suffix("\\.").or_else(|| text.strip_suffix("/.")).unwrap_or(&text);
     let data_dir = PathBuf::from(text.trim_end_matches(['\\', '/']));
+    // A relative folder would be read against itself later (`data/./data/hisbridge.key`): the
+    // config always holds the absolute path.
+    let data_dir = if data_dir.is_absolute() { data_dir } else { std::env::current_dir()?.join(data_dir) };
     let log_path = data_dir.join("logs").join("setup.log");
     let mut lines = Vec::new();
     let result = (|| -> Result<()> {

@@ -303,3 +303,65 @@ fn logs_piped_have_no_colour_escapes_and_local_times_with_their_offset() {
     let stamp = first.split_whitespace().next().unwrap();
     assert!(stamp.len() == 29 && (stamp.as_bytes()[23] == b'+' || stamp.as_bytes()[23] == b'-'), "{first}");
 }
+
+#[test]
+fn setup_with_a_relative_folder_writes_absolute_paths() {
+    let d = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hisbridge"))
+        .current_dir(d.path())
+        .args(["setup", "--data-dir", "./data", "--port", "COM5", "--device-id", "POS-0001", "--terminals", "W01"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cfg = std::fs::read_to_string(d.path().join("data/hisbridge.toml")).unwrap();
+    let abs = d.path().join("data").canonicalize().unwrap();
+    let line = cfg.lines().find(|l| l.starts_with("data_dir")).unwrap();
+    let written = line.split('"').nth(1).unwrap();
+    assert!(std::path::Path::new(written).is_absolute(), "{line}");
+    assert_eq!(std::path::Path::new(written).canonicalize().unwrap(), abs);
+    // The config found from elsewhere still finds its key.
+    let (ok, out) = hisbridge(&[
+        "his",
+        "check",
+        "--config",
+        d.path().join("data/hisbridge.toml").to_str().unwrap(),
+        "/nonexistent.ord",
+    ]);
+    assert!(!out.contains("data/./data"), "{ok} {out}");
+}
+
+#[cfg(unix)]
+#[test]
+fn run_stops_gracefully_on_sigterm() {
+    let h = Harness::new();
+    let cfg = h.dir.path().join("run.toml");
+    // Its own data folder and the harness's simulator would clash: a config of its own, POS absent.
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = {:?}\nkey_file = {:?}\nterminals = [\"W01\"]\n[pos]\nport = \"/nonexistent/pos\"\ndevice_id = \"POS-0001\"\n",
+            h.dir.path().join("run").display().to_string(),
+            h.dir.path().join("hisbridge.key").display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hisbridge"))
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .env("HISBRIDGE_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lock = h.dir.path().join("run/journal.sqlite.lock");
+    let start = std::time::Instant::now();
+    while !hisbridge_core::instance::is_held(&h.dir.path().join("run/journal.sqlite")) {
+        assert!(start.elapsed() < std::time::Duration::from_secs(60), "never started ({})", lock.display());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // SAFETY: kill with a child's pid has no memory effects.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{status:?}: {err}");
+    assert!(err.contains("stopping (SIGTERM)"), "{err}");
+}
