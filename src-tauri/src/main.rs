@@ -26,7 +26,7 @@ use tauri_plugin_notification::NotificationExt;
 const DASHBOARD: &str = "dashboard";
 
 /// What the dashboard shows about the POS; pushed as the `pos-status` event.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 struct StatusView {
     state: &'static str,
     tooltip_zh: String,
@@ -55,6 +55,8 @@ struct AppState {
     last: Mutex<Option<OrderEvent>>,
     /// The tray icon has been set once (after that, only when the state changes).
     icon_set: std::sync::atomic::AtomicBool,
+    /// When the dashboard was last sent the status.
+    told_at: Mutex<Option<std::time::Instant>>,
 }
 
 impl AppState {
@@ -296,7 +298,16 @@ fn apply(app: &AppHandle, v: StatusView) {
         }
         label_status(app, &v);
     }
-    let _ = app.emit("pos-status", &v);
+    // The dashboard is told when something it shows changes; a POS merely heard again (every
+    // heartbeat) at most every 10 s, so an open dashboard does not redraw every 2 s.
+    let heard_only = StatusView { last_heard: v.last_heard.clone(), ..before.clone() } == v;
+    let mut told = state.told_at.lock().expect("told");
+    let due = told.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(10));
+    if !heard_only || due {
+        let _ = app.emit("pos-status", &v);
+        *told = Some(std::time::Instant::now());
+    }
+    drop(told);
     *state.status.lock().expect("status") = v;
 }
 
@@ -1090,6 +1101,7 @@ fn main() {
                 paused: Mutex::new(false),
                 last: Mutex::new(None),
                 icon_set: std::sync::atomic::AtomicBool::new(false),
+                told_at: Mutex::new(None),
             });
             build_tray(app, &initial)?;
             if let Some(rx) = watch {
