@@ -19,11 +19,13 @@ pub enum DriverCmd {
         /// The interface of the POS to bind (its MTP interface; the accessory switch needs one).
         #[arg(long, default_value_t = 0)]
         interface: u8,
+        /// Where to write the .inf (default: print it).
         #[arg(long)]
         out: Option<PathBuf>,
     },
     /// Put a signed driver package into the Windows driver store and bind it (pnputil).
     Install {
+        /// The signed driver package's .inf file.
         #[arg(long)]
         inf: PathBuf,
     },

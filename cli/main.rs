@@ -31,6 +31,7 @@ struct Cli {
 enum Cmd {
     /// Run the bridge headless with a config file (service mode).
     Run {
+        /// The config file (hisbridge.toml).
         #[arg(long, short)]
         config: PathBuf,
     },
@@ -56,8 +57,10 @@ enum Cmd {
     Report(report::ReportArgs),
     /// Write a diagnostics archive for support: config (never the key), journal extract, logs.
     Diag {
+        /// The config file (hisbridge.toml).
         #[arg(long, short)]
         config: PathBuf,
+        /// The file to write.
         #[arg(long)]
         out: PathBuf,
         /// A folder of log files to include (the tray app's log folder, a service's log folder).
@@ -70,6 +73,7 @@ enum Cmd {
     /// List serial ports (with the USB device behind each) and USB devices (with interfaces and
     /// endpoints), marking those that look like a POS and saying what to write in `[pos] port`.
     Devices {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -97,6 +101,7 @@ enum Cmd {
         /// Key id written into every envelope (1-32 of A-Z a-z 0-9 _ -).
         #[arg(long, default_value = "K1")]
         id: String,
+        /// The file to write.
         #[arg(long)]
         out: PathBuf,
     },
@@ -110,6 +115,7 @@ struct SimArgs {
     /// With a pseudo-terminal: also make this symlink to it (a stable name for the config).
     #[arg(long)]
     link: Option<PathBuf>,
+    /// The device ID the simulated POS reports in HELLO.
     #[arg(long, default_value = "POS-0001")]
     device_id: String,
     /// Comma-separated outcomes for the next sales (paid-wechat, paid-alipay, paying-wechat,
@@ -119,8 +125,10 @@ struct SimArgs {
     /// Keep the ledger as JSON in this file.
     #[arg(long)]
     ledger: Option<PathBuf>,
+    /// How long the simulated patient takes to show a payment code (ms).
     #[arg(long, default_value_t = 150)]
     scan_ms: u64,
+    /// How long a payment that needs the patient's confirmation takes (ms).
     #[arg(long, default_value_t = 600)]
     paying_ms: u64,
     /// A deliberately broken POS (for `hisbridge pos-check` and HIS tests), comma-separated:
@@ -151,10 +159,13 @@ struct HisCommon {
     /// The bridge's config file (for the inbox, outbox and key).
     #[arg(long, short)]
     config: PathBuf,
+    /// The software terminal ID the instruction comes from.
     #[arg(long)]
     terminal: String,
+    /// The HIS order number.
     #[arg(long)]
     order: String,
+    /// For a refund: its refund number (one order may have several refunds).
     #[arg(long)]
     refund_no: Option<String>,
     /// Seconds to wait for the final result.
@@ -177,8 +188,10 @@ enum HisCmd {
     Send {
         #[command(flatten)]
         c: HisCommon,
+        /// What the patient pays now: + collects, - refunds (e.g. +12.50, -3.00).
         #[arg(long, allow_hyphen_values = true)]
         amount: String,
+        /// A description shown on the POS (e.g. 门诊缴费).
         #[arg(long)]
         description: Option<String>,
     },
@@ -194,12 +207,14 @@ enum HisCmd {
     },
     /// Decrypt a file the bridge wrote for the HIS (a result or a reconciliation file) and print it.
     Open {
+        /// The config file (hisbridge.toml).
         #[arg(long, short)]
         config: PathBuf,
         file: PathBuf,
     },
     /// Check instruction files written by an HIS and explain exactly what is wrong with each.
     Check {
+        /// The config file (hisbridge.toml).
         #[arg(long, short)]
         config: PathBuf,
         /// `.ord` files to check.

@@ -28,6 +28,7 @@ pub struct PosCheckArgs {
     /// `serial`, `usb` or `aoa`, as in `[pos] transport`.
     #[arg(long, default_value = "serial")]
     transport: String,
+    /// The serial line's speed (ignored over USB).
     #[arg(long, default_value_t = 115_200)]
     baud: u32,
     /// The device ID the POS must report in HELLO.

@@ -18,6 +18,7 @@ pub const DESCRIPTION: &str = "Carries HIS payment orders to the WeChat Pay / Al
 pub enum ServiceCmd {
     /// Register the service (automatic start, LocalSystem) for this executable and config.
     Install {
+        /// The config file the service runs with.
         #[arg(long, short)]
         config: PathBuf,
         /// Start it now.
@@ -26,12 +27,16 @@ pub enum ServiceCmd {
     },
     /// Stop and remove the service (the data folder stays).
     Uninstall,
+    /// Start the installed service.
     Start,
+    /// Stop the service (orders open at the POS are queried at its next start).
     Stop,
     /// Print the service's state.
     Status,
     /// What the service control manager runs; not for use by hand.
+    #[command(hide = true)]
     Run {
+        /// The config file the service runs with.
         #[arg(long, short)]
         config: PathBuf,
     },

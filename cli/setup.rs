@@ -23,8 +23,10 @@ pub struct SetupCli {
     /// `[pos] transport`: serial or usb.
     #[arg(long)]
     transport: Option<String>,
+    /// The POS serial line's speed (9600 to 115200; empty: 115200).
     #[arg(long)]
     baud: Option<String>,
+    /// The POS's device ID (what it reports in HELLO).
     #[arg(long)]
     device_id: Option<String>,
     /// Software terminal IDs, comma-separated.

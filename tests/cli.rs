@@ -365,3 +365,46 @@ fn run_stops_gracefully_on_sigterm() {
     assert!(status.success(), "{status:?}: {err}");
     assert!(err.contains("stopping (SIGTERM)"), "{err}");
 }
+
+/// Every option of every command says what it is for (`--help`), and the internal `service run`
+/// is not listed.
+#[test]
+fn every_option_has_help_text() {
+    fn help(path: &[String]) -> String {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let out = Command::new(env!("CARGO_BIN_EXE_hisbridge")).args(&args).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+    let mut todo = vec![Vec::<String>::new()];
+    let mut bare = Vec::new();
+    let mut seen = 0;
+    while let Some(path) = todo.pop() {
+        seen += 1;
+        let text = help(&path);
+        let mut section = "";
+        for line in text.lines() {
+            if line.ends_with(':') && !line.starts_with(' ') {
+                section = line;
+                continue;
+            }
+            let t = line.trim_start();
+            if section == "Commands:" && line.starts_with("  ") {
+                let name = t.split_whitespace().next().unwrap_or("");
+                if !name.is_empty() && name != "help" {
+                    assert!(!(path == ["service"] && name == "run"), "`service run` is internal: {text}");
+                    todo.push(path.iter().cloned().chain([name.to_string()]).collect());
+                }
+            }
+            if section == "Options:" && t.starts_with('-') {
+                // "-c, --config <CONFIG>  The config file" - a description after two spaces.
+                let described = t.split_once("  ").is_some_and(|(_, d)| !d.trim().is_empty());
+                if !described {
+                    bare.push(format!("hisbridge {} {t}", path.join(" ")));
+                }
+            }
+        }
+    }
+    assert!(seen > 15, "only {seen} commands found");
+    assert!(bare.is_empty(), "options without help:\n{}", bare.join("\n"));
+}
