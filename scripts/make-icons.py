@@ -9,6 +9,14 @@ import struct, zlib, os, sys
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src-tauri", "icons")
 STATES = {"icon": (0x1A, 0x7F, 0x37), "ready": (0x1A, 0x7F, 0x37), "busy": (0x1E, 0x63, 0xC9), "attention": (0xD9, 0x3F, 0x0B)}
 
+def encode(size, rows):
+    """RGBA rows (each starting with its filter byte) as a PNG file."""
+    raw = b"".join(rows)
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", size, size, 8, 6, 0, 0, 0)) + \
+        chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+
 def png(size, rgb):
     r0 = size * 0.2
     rows = []
@@ -29,11 +37,7 @@ def png(size, rgb):
             else:
                 row += bytes([rgb[0], rgb[1], rgb[2], 255])
         rows.append(bytes(row))
-    raw = b"".join(rows)
-    def chunk(t, d):
-        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", size, size, 8, 6, 0, 0, 0)) + \
-        chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+    return encode(size, rows)
 
 def ico(pngs):
     head = struct.pack("<HHH", 0, 1, len(pngs))
@@ -89,11 +93,7 @@ def state_png(size, name):
             px = [round(colour[i] * (1 - f) + 255 * f) for i in range(3)]
             row += bytes(px + [round(255 * cov / (n * n))])
         rows.append(bytes(row))
-    raw = b"".join(rows)
-    def chunk(t, d):
-        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", size, size, 8, 6, 0, 0, 0)) + \
-        chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+    return encode(size, rows)
 
 os.makedirs(OUT, exist_ok=True)
 open(os.path.join(OUT, "icon.png"), "wb").write(png(256, STATES["icon"]))

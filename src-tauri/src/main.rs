@@ -127,7 +127,12 @@ fn view(s: &PosStatus) -> StatusView {
 /// The view of a POS driven by another instance, from the status file it publishes.
 fn shared_view(journal: &std::path::Path) -> StatusView {
     use hisbridge_core::instance;
-    let s = instance::read_status(&instance::status_path(journal));
+    shared_view_of(journal, instance::read_status(&instance::status_path(journal)))
+}
+
+/// [`shared_view`] of a status already read.
+fn shared_view_of(journal: &std::path::Path, s: Option<hisbridge_core::instance::SharedStatus>) -> StatusView {
+    use hisbridge_core::instance;
     let alive = instance::is_held(journal);
     match s {
         Some(s) if alive => {
@@ -194,7 +199,9 @@ async fn follow_shared(app: AppHandle, journal: PathBuf) {
     let mut first = true;
     let mut was_alive = true;
     loop {
-        apply(&app, shared_view(&journal));
+        // One read of the status file per round: the view and the notices come from it.
+        let read = instance::read_status(&instance::status_path(&journal));
+        apply(&app, shared_view_of(&journal, read.clone()));
         let alive = instance::is_held(&journal);
         if alive != was_alive {
             let zh = app.state::<AppState>().zh();
@@ -207,7 +214,7 @@ async fn follow_shared(app: AppHandle, journal: PathBuf) {
             toast(&app, commands::Toast { title: t.0.into(), body: t.1.into() });
             was_alive = alive;
         }
-        if let Some(s) = instance::read_status(&instance::status_path(&journal)) {
+        if let Some(s) = read {
             let state = app.state::<AppState>();
             let notify = state.cfg.lock().expect("cfg").as_ref().map(|c| c.notify.clone());
             if let Some(o) = s.last_order.filter(|o| seen != Some((s.pid, o.seq))) {
