@@ -13,7 +13,15 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
-step() { printf '\n==== %s ====\n' "$*"; }
+# Free disk before each stage: a linker that runs out of disk dies of SIGBUS, far from the cause.
+step() { printf '\n==== %s ====\n' "$*"; disk; }
+disk() {
+  local free; free=$(df -Pk "$top" | awk 'NR==2 {print int($4/1024)}')
+  printf '(disk: %s MiB free)\n' "$free"
+  [ "$free" -ge 2048 ] || echo "warning: under 2 GiB free on $top; the build may fail for want of disk" >&2
+}
+# With HISBRIDGE_FRUGAL_DISK=1 (CI), a stage's build output goes once nothing later needs it.
+frugal() { [ "${HISBRIDGE_FRUGAL_DISK:-}" = 1 ] && { echo "(removing $*)"; rm -rf "$@"; } || true; }
 
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
 apt_need=(libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev pkg-config xvfb xauth webkit2gtk-driver dbus
@@ -65,6 +73,7 @@ scripts/samples-test.sh
 
 step "fuzzing: each target for a bounded time"
 scripts/fuzz.sh "${FUZZ_SECS:-20}"
+frugal fuzz/target
 
 step "tray app: lints, build, smoke test under Xvfb"
 cargo clippy -p hisbridge-tray --all-targets -- -D warnings
@@ -74,6 +83,8 @@ scripts/tray-smoke.sh
 command -v tauri-driver >/dev/null 2>&1 || cargo install tauri-driver --version 2.1.0 --locked -q
 scripts/tray-e2e.sh
 
+# The Linux build's intermediate files: the Wine test needs only its hisbridge binary.
+frugal target/debug/deps target/debug/build target/debug/incremental target/debug/.fingerprint
 step "Windows build: hisbridge_client.dll (32-bit and 64-bit), hisbridge.exe, hisbridge-tray.exe, the MSI"
 scripts/build-windows.sh --all
 # (build-windows.sh checked both client DLLs: machine, exports, __stdcall on 32-bit.)
