@@ -366,27 +366,33 @@ fn run(config: PathBuf) -> Result<()> {
     let key = keyfile::load(&cfg.key_file)?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
+        // Listening for SIGTERM before the bridge starts: one sent as soon as the journal is
+        // held (what a supervisor sees as "started") is a graceful stop, not a kill.
+        let term = terminated()?;
         let bridge = Bridge::start_as(&cfg, key, "run")?;
         tracing::info!(inbox = %cfg.folders.inbox.display(), outbox = %cfg.folders.outbox.display(), port = cfg.pos.port, "HIS Bridge running");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => tracing::info!("stopping"),
-            _ = terminated() => tracing::info!("stopping (SIGTERM)"),
+            _ = term => tracing::info!("stopping (SIGTERM)"),
             _ = bridge.engine => bail!("engine stopped"),
         }
         Ok(())
     })
 }
 
-/// SIGTERM (systemd, `kill`): a stop like Ctrl-C. Never on Windows, whose service has its own.
-async fn terminated() {
-    #[cfg(unix)]
-    {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            s.recv().await;
-            return;
-        }
-    }
-    std::future::pending::<()>().await
+/// SIGTERM (systemd, `kill`): a stop like Ctrl-C, listened for from the call on. Never on
+/// Windows, whose service has its own.
+#[cfg(unix)]
+fn terminated() -> Result<impl std::future::Future<Output = ()>> {
+    let mut s = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    Ok(async move {
+        s.recv().await;
+    })
+}
+
+#[cfg(not(unix))]
+fn terminated() -> Result<impl std::future::Future<Output = ()>> {
+    Ok(std::future::pending::<()>())
 }
 
 fn sim_pos(a: SimArgs) -> Result<()> {
