@@ -8,8 +8,11 @@ strip tells a decline with what to tell the patient, a success after it leaves n
 a timeout is told with its reason; the day follows the clock (a simulated midnight) and another
 day is marked as history; every visible string of the Chinese interface is Chinese; a settings
 error is shown next to its field; the language switch works; a second launch of the app exits
-and leaves the first one running; beside the service the app shows status only. Screenshots go
-to $E2E_SHOTS."""
+and leaves the first one running; beside the service the app shows status only. Notifications go
+to a real notification server (dunst) and are read back from the session bus (dbus-monitor's
+record): a timeout notifies with its reason, a POS lost stays on screen (critical, no expiry) and
+the POS back takes its place, a click on an order's notice opens the dashboard at that order, the
+service's orders notify too. Screenshots go to $E2E_SHOTS."""
 
 import base64
 import http.client
@@ -25,7 +28,82 @@ APP = os.environ["E2E_APP"]
 CFG = os.environ["E2E_CONFIG"]
 HISBRIDGE = os.environ["E2E_HISBRIDGE"]
 SHOTS = os.environ.get("E2E_SHOTS", ".")
+NOTIFY_LOG = os.environ["E2E_NOTIFY_LOG"]
+SIM_PID = int(os.environ["E2E_SIM_PID"])
+SIM_LINK = os.environ["E2E_SIM_LINK"]
 WAIT = 120
+
+
+def notifications():
+    """The Notify calls on the session bus, in order, from dbus-monitor's record: each a dict
+    with app, replaces, summary, body, actions, urgency, timeout and id (the server's answer)."""
+    import re
+
+    calls, returns, cur, section = [], {}, None, None
+    ret_key = None
+    for line in open(NOTIFY_LOG, encoding="utf-8", errors="replace"):
+        if not line.startswith(" "):
+            cur, ret_key, section = None, None, None
+            m = re.search(r"sender=(\S+) -> destination=\S+ serial=(\d+) .*member=Notify$", line.strip())
+            if line.startswith("method call") and m:
+                cur = {"key": (m.group(1), m.group(2)), "strings": [], "uints": [], "actions": [], "urgency": None, "timeout": None}
+                calls.append(cur)
+            m = re.search(r"sender=\S+ -> destination=(\S+) serial=\d+ reply_serial=(\d+)", line)
+            if line.startswith("method return") and m:
+                ret_key = (m.group(1), m.group(2))
+            continue
+        t = line.strip()
+        if ret_key and t.startswith("uint32 "):
+            returns[ret_key] = int(t.split()[1])
+            continue
+        if cur is None:
+            continue
+        if t.startswith("array ["):
+            section = "actions" if section is None else "hints"
+        elif t.startswith("string ") and section == "actions":
+            cur["actions"].append(json.loads(t[7:]))
+        elif t.startswith("string ") and section is None:
+            cur["strings"].append(json.loads(t[7:]))
+        elif t.startswith("uint32 ") and section is None:
+            cur["uints"].append(int(t.split()[1]))
+        elif "byte" in t and section == "hints" and cur.get("_hint") == "urgency":
+            cur["urgency"] = int(t.split()[-1])
+        elif t.startswith("string ") and section == "hints":
+            cur["_hint"] = json.loads(t[7:])
+        elif t.startswith("int32 ") and section == "hints":
+            cur["timeout"] = int(t.split()[1])
+    out = []
+    for c in calls:
+        if len(c["strings"]) < 4:
+            continue
+        app, _icon, summary, body = c["strings"][:4]
+        out.append({"app": app, "replaces": c["uints"][0] if c["uints"] else 0, "summary": summary, "body": body,
+                    "actions": c["actions"], "urgency": c["urgency"], "timeout": c["timeout"], "id": returns.get(c["key"])})
+    return [n for n in out if n["app"] == "HIS Bridge"]
+
+
+def closed_ids():
+    """The ids of notifications the server reported closed (expired, dismissed or clicked)."""
+    ids, want = set(), False
+    for line in open(NOTIFY_LOG, encoding="utf-8", errors="replace"):
+        if not line.startswith(" "):
+            want = line.startswith("signal") and "member=NotificationClosed" in line
+        elif want and line.strip().startswith("uint32 "):
+            ids.add(int(line.split()[1]))
+            want = False
+    return ids
+
+
+def notified(what, pred, after=0):
+    """Waits for a notification of the app (after the first `after` of them) that `pred` accepts."""
+    start = time.time()
+    while True:
+        found = [n for n in notifications()[after:] if pred(n)]
+        if found and found[-1]["id"] is not None:
+            return found[-1]
+        if time.time() - start > WAIT:
+            raise AssertionError(f"no notification: {what}; the app's were: {notifications()[after:]}")
+        time.sleep(0.2)
 
 
 def call(method, path, body=None):
@@ -95,7 +173,18 @@ class Session:
             pass
 
 
+SIMS = []  # simulators started here (the POS back after a loss), stopped at the end
+
+
 def main():
+    try:
+        run()
+    finally:
+        for p in SIMS:
+            p.terminate()
+
+
+def run():
     s = Session()
     failures = []
 
@@ -171,6 +260,41 @@ def main():
         assert "已取消" in note and "未在规定时间内付款" in note and "未扣款" in note, note
         s.until("the row says cancelled", lambda: s.text('tr[data-order="E2E0005"] td.status') == "已取消")
         s.shot("dashboard-timeout.png")
+
+    def notifications_tell_stay_replace_and_open():
+        # The timeout above: notified with its reason, as an ordinary notice that goes by itself.
+        n = notified("the timeout", lambda n: "E2E0005" in n["body"])
+        assert n["summary"] == "交易已取消" and "未在规定时间内付款" in n["body"], n
+        assert n["urgency"] == 1 and "default" in n["actions"], n
+        # A click on an order's notice opens the dashboard at that order, from another page.
+        subprocess.run(["dunstctl", "close-all"], check=True)
+        s.js("location.hash = '#settings'")
+        subprocess.run(
+            [HISBRIDGE, "his", "send", "--config", CFG, "--terminal", "W01", "--order", "E2E0006", "--amount", "+3.91", "--wait", "90"],
+            stdout=subprocess.DEVNULL,
+            check=False,
+        )
+        n = notified("the decline", lambda n: "E2E0006" in n["body"])
+        assert n["summary"] == "收款失败" and "请患者" in n["body"], n
+        s.until("the notice on screen", lambda: subprocess.run(["dunstctl", "count", "displayed"], capture_output=True, text=True).stdout.strip() == "1")
+        subprocess.run(["dunstctl", "action", "0"], check=True)
+        s.until("the order opened", lambda: s.js("const r = document.querySelector('#orders tr.focus'); return r && r.dataset.order"))
+        assert s.js("return document.querySelector('#orders tr.focus').dataset.order") == "E2E0006"
+        assert not s.js("return document.getElementById('view-day').hidden"), "the day's page is shown"
+        s.shot("dashboard-opened-from-notice.png")
+        # The POS lost: a critical notice without expiry, still there after ordinary ones went.
+        before = len(notifications())
+        os.kill(SIM_PID, 15)
+        lost = notified("the POS lost", lambda n: n["summary"] == "POS 已断开", before)
+        assert lost["urgency"] == 2 and lost["timeout"] == 0, lost
+        time.sleep(4)  # dunst's ordinary notices expire after 2 s here
+        assert lost["id"] not in closed_ids(), "the POS-lost notice went away by itself"
+        # The POS back: its notice takes the lost one's place.
+        SIMS.append(subprocess.Popen([HISBRIDGE, "sim-pos", "--link", SIM_LINK], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+        back = notified("the POS back", lambda n: n["summary"] == "POS 已连接", before)
+        assert back["replaces"] == lost["id"], f"the POS-back notice did not replace the lost one: {lost} {back}"
+        s.until("ready again", lambda: s.js("return document.getElementById('state').className") == "state ready")
+        s.js("location.hash = ''")
 
     def the_day_follows_the_clock():
         # Another day chosen: the dashboard says it shows history; 今日 brings today back.
@@ -269,6 +393,7 @@ def main():
     check("a failed payment is shown in the last-payment strip", failed_order_shows)
     check("a success after a decline leaves no failure shown", a_success_after_a_decline_shows_no_failure)
     check("a timeout is told with its reason", a_timeout_is_told_with_its_reason)
+    check("notifications tell, stay, replace one another and open the order", notifications_tell_stay_replace_and_open)
     check("the day follows the clock and history is marked", the_day_follows_the_clock)
     check("pause toggles and says so", pause_toggles)
     check("every visible string in the Chinese interface is Chinese", chinese_throughout)
@@ -314,6 +439,14 @@ def main():
                 t.until("the service's order listed", lambda: t.text('tr[data-order="E2E0003"] td.status') == "成功")
                 t.until("the service's last payment shown", lambda: "¥2.00" in (t.text("#last") or "") and "E2E0003" in (t.text("#last") or ""))
                 t.shot("dashboard-service-mode.png")
+                # The service's orders notify as the app's own do.
+                subprocess.run(
+                    [HISBRIDGE, "his", "send", "--config", CFG, "--terminal", "W01", "--order", "E2E0007", "--amount", "+3.91", "--wait", "90"],
+                    stdout=subprocess.DEVNULL,
+                    check=False,
+                )
+                n = notified("the service's decline", lambda n: "E2E0007" in n["body"])
+                assert n["summary"] == "收款失败", n
                 # Settings saved beside the service say they wait for its restart.
                 t.js("location.hash = '#settings'")
                 t.until("settings loaded", lambda: t.js("return document.forms[0].elements.device_id.value") == "POS-0001")

@@ -265,10 +265,12 @@ function renderOrders() {
     if (["PROCESSING", "UNKNOWN"].includes(o.status)) { button("query", "query"); if (o.kind === "SALE") button("cancel", "cancel"); }
     else button("rewrite", "rewrite");
     const time = (o.finished_at || o.created_at).slice(11, 19);
-    body.append(el("tr", { class: "st-" + o.status, "data-order": key },
+    const mark = marked && marked.key === key && Date.now() < marked.until ? " focus" : "";
+    body.append(el("tr", { class: "st-" + o.status + mark, "data-order": key },
       el("td", {}, time), el("td", {}, shownKey(o)), el("td", { class: "num" }, money(o.amount)), el("td", {}, t(o.channel || "NONE")),
       el("td", { class: "status" }, t(o.status)), el("td", {}, o.pay_order_no || "-"), acts));
   }
+  focusOrder();
 }
 
 function render() {
@@ -307,7 +309,27 @@ const FIELD_LABEL = { inbox: "inbox", outbox: "outbox", error: "errorDir", socke
   cancel_secs: "cancelSecs", query_interval_secs: "querySecs", pos_unavailable_secs: "unavailableSecs" };
 let form = null;
 
+// The order a notification's click asked for: shown and marked once the day lists it.
+let focusKey = null, marked = null;
+function focusOrder() {
+  if (!focusKey) return;
+  const row = [...document.querySelectorAll("#orders tr[data-order]")].find((r) => r.dataset.order === focusKey);
+  if (!row) return;
+  marked = { key: focusKey, until: Date.now() + 8000 };
+  focusKey = null;
+  row.classList.add("focus");
+  row.scrollIntoView({ block: "center" });
+}
 function show(section) {
+  if (section && section.startsWith("order:")) {
+    focusKey = decodeURIComponent(section.slice(6));
+    $("search").value = "";
+    $("filter").value = "all";
+    if (!followToday) goToday();
+    section = "";
+    renderOrders();
+    refresh();
+  }
   const s = ["settings", "logs"].includes(section) ? section : "day";
   for (const v of ["day", "settings", "logs"]) $("view-" + v).hidden = v !== s;
   if (s === "settings") loadSettings();

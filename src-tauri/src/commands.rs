@@ -113,11 +113,35 @@ mod tests {
     }
 }
 
-/// A notification for the cashier: title and body, in the chosen language.
+/// A notice to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Toast {
     pub title: String,
     pub body: String,
+    /// Stays until the cashier dismisses it.
+    pub critical: bool,
+    /// A notice in the same slot replaces this one.
+    pub slot: Option<&'static str>,
+    /// The order a click opens (its journal key).
+    pub order: Option<String>,
+}
+
+impl Toast {
+    pub fn new(title: impl Into<String>, body: impl Into<String>) -> Toast {
+        Toast { title: title.into(), body: body.into(), critical: false, slot: None, order: None }
+    }
+    pub fn critical(mut self) -> Toast {
+        self.critical = true;
+        self
+    }
+    pub fn in_slot(mut self, slot: &'static str) -> Toast {
+        self.slot = Some(slot);
+        self
+    }
+    pub fn for_order(mut self, key: impl Into<String>) -> Toast {
+        self.order = Some(key.into());
+        self
+    }
 }
 
 fn channel_words(c: Option<&str>, zh: bool) -> &'static str {
@@ -289,7 +313,7 @@ pub fn toast_for(
     use hisbridge_core::engine::Notice;
     use hisbridge_core::journal::State;
     let t = |zh_t: String, en_t: String, zh_b: String, en_b: String| {
-        Some(if zh { Toast { title: zh_t, body: zh_b } } else { Toast { title: en_t, body: en_b } })
+        Some(if zh { Toast::new(zh_t, zh_b) } else { Toast::new(en_t, en_b) })
     };
     match n {
         Notice::Order { key, state, amount, channel, error_code, pos_message } => {
@@ -326,7 +350,11 @@ pub fn toast_for(
                 body.push_str(if zh { "——" } else { " — " });
                 body.push_str(&tell);
             }
-            Some(Toast { title: title.into(), body })
+            // An unknown outcome and a failed refund need the cashier until they are dealt
+            // with: they stay on screen.
+            let critical = *state == State::Unknown || (*state == State::Failed && refund);
+            let t = Toast::new(title, body).for_order(key.clone());
+            Some(if critical { t.critical() } else { t })
         }
         Notice::Rejected { source, code, detail } if notify.rejected => {
             let file = source.strip_prefix("file:").map(|s| format!("{s}.ord"));
@@ -341,7 +369,7 @@ pub fn toast_for(
         // Always shown: each needs a person.
         Notice::Attention { what, detail } => {
             let (zh_t, en_t, zh_b) = attention_words(*what);
-            t(zh_t.into(), en_t.into(), zh_b.into(), detail.clone())
+            t(zh_t.into(), en_t.into(), zh_b.into(), detail.clone()).map(Toast::critical)
         }
         _ => None,
     }
@@ -457,16 +485,20 @@ pub fn pos_error_zh(e: &str) -> String {
 /// The link notifications: disconnected (with why) and back.
 pub fn link_toast(was_ready: bool, is_ready: bool, why_zh: &str, why_en: &str, zh: bool) -> Option<Toast> {
     match (was_ready, is_ready) {
-        (true, false) => Some(if zh {
-            Toast { title: "POS 已断开".into(), body: why_zh.into() }
-        } else {
-            Toast { title: "POS disconnected".into(), body: why_en.into() }
-        }),
-        (false, true) => Some(if zh {
-            Toast { title: "POS 已连接".into(), body: "可以收款".into() }
-        } else {
-            Toast { title: "POS connected".into(), body: "Ready to take payments".into() }
-        }),
+        // The loss stays on screen until the POS is back, and "connected" takes its place.
+        (true, false) => Some(
+            if zh { Toast::new("POS 已断开", why_zh) } else { Toast::new("POS disconnected", why_en) }
+                .critical()
+                .in_slot("link"),
+        ),
+        (false, true) => Some(
+            if zh {
+                Toast::new("POS 已连接", "可以收款")
+            } else {
+                Toast::new("POS connected", "Ready to take payments")
+            }
+            .in_slot("link"),
+        ),
         _ => None,
     }
 }
@@ -524,6 +556,32 @@ mod toast_tests {
         assert_eq!(toast_for(&order(State::Failed, None), &quiet, true), None);
         assert_eq!(link_toast(true, false, "串口拔出", "unplugged", true).unwrap().title, "POS 已断开");
         assert_eq!(link_toast(true, true, "", "", true), None);
+    }
+
+    #[test]
+    fn what_needs_the_cashier_stays_and_the_link_notice_has_one_place() {
+        let unknown = toast_for(&order(State::Unknown, None), &notify(), true).unwrap();
+        assert!(unknown.critical, "an unknown outcome stays until seen");
+        assert_eq!(unknown.order.as_deref(), Some("A1"), "a click opens the order");
+        let declined = toast_for(&order(State::Failed, Some("E_PAYMENT_DECLINED")), &notify(), true).unwrap();
+        assert!(!declined.critical, "a decline is told and goes");
+        assert_eq!(declined.order.as_deref(), Some("A1"));
+        let refund = Notice::Order {
+            key: "A1@R1".into(),
+            state: State::Failed,
+            amount: "-3.00".into(),
+            channel: None,
+            error_code: Some("E_REFUND_FAILED".into()),
+            pos_message: None,
+        };
+        assert!(toast_for(&refund, &notify(), true).unwrap().critical, "a failed refund stays");
+        let lost = link_toast(true, false, "串口拔出", "unplugged", true).unwrap();
+        let back = link_toast(false, true, "", "", true).unwrap();
+        assert!(lost.critical && !back.critical);
+        assert_eq!((lost.slot, back.slot), (Some("link"), Some("link")), "the POS back replaces the POS lost");
+        let journal =
+            Notice::Attention { what: hisbridge_core::engine::Attention::Journal, detail: "disk full".into() };
+        assert!(toast_for(&journal, &notify(), true).unwrap().critical);
     }
 
     #[test]

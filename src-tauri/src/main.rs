@@ -4,6 +4,7 @@
 #![cfg_attr(all(not(debug_assertions), target_os = "windows"), windows_subsystem = "windows")]
 
 mod commands;
+mod notices;
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -21,7 +22,6 @@ use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::{TrayIcon, TrayIconBuilder};
 use tauri::{AppHandle, Emitter, Manager, WebviewUrl, WebviewWindowBuilder};
 use tauri_plugin_dialog::{DialogExt, MessageDialogButtons, MessageDialogKind};
-use tauri_plugin_notification::NotificationExt;
 
 const DASHBOARD: &str = "dashboard";
 
@@ -198,11 +198,24 @@ async fn follow_shared(app: AppHandle, journal: PathBuf) {
     let mut attention: std::collections::BTreeSet<String> = Default::default();
     let mut first = true;
     let mut was_alive = true;
+    let mut link_was_ready: Option<bool> = None;
     loop {
         // One read of the status file per round: the view and the notices come from it.
         let read = instance::read_status(&instance::status_path(&journal));
         apply(&app, shared_view_of(&journal, read.clone()));
         let alive = instance::is_held(&journal);
+        // The service's POS link, told as the app's own would be (lost and back).
+        if let Some(link) = read.as_ref().filter(|_| alive).map(|s| view(&s.pos_status())) {
+            let ready = link.state == "ready";
+            let state = app.state::<AppState>();
+            let wanted = state.cfg.lock().expect("cfg").as_ref().is_some_and(|c| c.notify.link);
+            if let (Some(was), true) = (link_was_ready, wanted) {
+                if let Some(t) = commands::link_toast(was, ready, &link.tooltip_zh, &link.tooltip_en, state.zh()) {
+                    toast(&app, t);
+                }
+            }
+            link_was_ready = Some(ready);
+        }
         if alive != was_alive {
             let zh = app.state::<AppState>().zh();
             let t = match (alive, zh) {
@@ -211,7 +224,9 @@ async fn follow_shared(app: AppHandle, journal: PathBuf) {
                 (true, true) => ("HIS Bridge 服务已恢复", "可以收款"),
                 (true, false) => ("HIS Bridge service running again", "Ready to take payments"),
             };
-            toast(&app, commands::Toast { title: t.0.into(), body: t.1.into() });
+            // "Stopped" stays until seen, "running again" takes its place.
+            let t = commands::Toast::new(t.0, t.1).in_slot("service");
+            toast(&app, if alive { t } else { t.critical() });
             was_alive = alive;
         }
         if let Some(s) = read {
@@ -333,9 +348,12 @@ fn label_status(app: &AppHandle, v: &StatusView) {
 }
 
 fn toast(app: &AppHandle, t: commands::Toast) {
-    if let Err(e) = app.notification().builder().title(&t.title).body(&t.body).show() {
-        log::warn!("notification not shown: {e}");
-    }
+    let zh = app.state::<AppState>().zh();
+    notices::show(app, t, zh, |app, section| {
+        // A click on the notice: the dashboard opens (on the main thread, where windows are made).
+        let (app2, section) = (app.clone(), section.to_string());
+        let _ = app.run_on_main_thread(move || open_dashboard(&app2, &section));
+    });
 }
 
 /// Opens the dashboard (at `section`); its webview exists only while it is open.
@@ -393,11 +411,10 @@ fn open_dashboard(app: &AppHandle, section: &str) {
         log::error!("the dashboard cannot open: {e}");
         toast(
             app,
-            commands::Toast {
-                title: "HIS Bridge".into(),
-                body: "无法打开面板：未安装 WebView2 运行库，请联系信息科；收款不受影响。\nThe dashboard cannot open: the WebView2 Runtime is missing (ask IT); payments carry on."
-                    .into(),
-            },
+            commands::Toast::new(
+                "HIS Bridge",
+                "无法打开面板：未安装 WebView2 运行库，请联系信息科；收款不受影响。\nThe dashboard cannot open: the WebView2 Runtime is missing (ask IT); payments carry on.",
+            ),
         );
     }
 }
@@ -758,7 +775,7 @@ fn on_menu(app: &AppHandle, id: &str) {
                 let state = app.state::<AppState>();
                 let now = *state.paused.lock().expect("paused");
                 if let Err(e) = set_pause(&app, &state, !now).await {
-                    toast(&app, commands::Toast { title: "HIS Bridge".into(), body: e });
+                    toast(&app, commands::Toast::new("HIS Bridge", e));
                 }
                 let v =
                     with_orders(state.status.lock().expect("status").clone(), &state.open.lock().expect("open"), !now);
@@ -1036,7 +1053,6 @@ fn main() {
         // A second launch brings up the first one's dashboard.
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| open_dashboard(app, "")))
         .plugin(log)
-        .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_dialog::init())
         .invoke_handler(tauri::generate_handler![
             status,
