@@ -99,7 +99,6 @@ mod imp {
 #[cfg(windows)]
 mod imp {
     use super::*;
-    use tauri::Manager;
     use windows::core::{h, HSTRING};
     use windows::Data::Xml::Dom::XmlDocument;
     use windows::Foundation::TypedEventHandler;
