@@ -173,6 +173,15 @@ class Session:
             pass
 
 
+def pay(order, amount, check=False):
+    """The HIS sends an order through `hisbridge his send` and waits for its result."""
+    subprocess.run(
+        [HISBRIDGE, "his", "send", "--config", CFG, "--terminal", "W01", "--order", order, "--amount", amount, "--wait", "90"],
+        stdout=subprocess.DEVNULL,
+        check=check,
+    )
+
+
 SIMS = []  # simulators started here (the POS back after a loss), stopped at the end
 
 
@@ -225,11 +234,7 @@ def run():
         s.js("window.scrollTo(0, 0)")
 
     def failed_order_shows():
-        subprocess.run(
-            [HISBRIDGE, "his", "send", "--config", CFG, "--terminal", "W01", "--order", "E2E0002", "--amount", "+3.91", "--wait", "90"],
-            stdout=subprocess.DEVNULL,
-            check=False,
-        )
+        pay("E2E0002", "+3.91")
         s.until("the order turns failed", lambda: s.text('tr[data-order="E2E0002"] td.status') == "失败")
         s.until("the cashier is told why", lambda: "E2E0002" in (s.text("#last") or ""))
         note = s.text("#last")
@@ -239,22 +244,14 @@ def run():
         s.shot("dashboard-failed.png")
 
     def a_success_after_a_decline_shows_no_failure():
-        subprocess.run(
-            [HISBRIDGE, "his", "send", "--config", CFG, "--terminal", "W01", "--order", "E2E0004", "--amount", "+1.00", "--wait", "90"],
-            stdout=subprocess.DEVNULL,
-            check=True,
-        )
+        pay("E2E0004", "+1.00", check=True)
         s.until("the last payment is the new one", lambda: "E2E0004" in (s.text("#last") or ""))
         assert s.js("return document.getElementById('last').dataset.state") == "ok"
         top = s.js("const t = document.getElementById('top'); return [...t.querySelectorAll('*')].filter(e => e.offsetParent !== null).map(e => e.textContent).join(' ')")
         assert "失败" not in top and "未收到" not in top, f"a failure still shown after a success: {top}"
 
     def a_timeout_is_told_with_its_reason():
-        subprocess.run(
-            [HISBRIDGE, "his", "send", "--config", CFG, "--terminal", "W01", "--order", "E2E0005", "--amount", "+2.94", "--wait", "90"],
-            stdout=subprocess.DEVNULL,
-            check=False,
-        )
+        pay("E2E0005", "+2.94")
         s.until("the timeout is shown", lambda: "E2E0005" in (s.text("#last") or ""))
         note = s.text("#last")
         assert "已取消" in note and "未在规定时间内付款" in note and "未扣款" in note, note
@@ -269,11 +266,7 @@ def run():
         # A click on an order's notice opens the dashboard at that order, from another page.
         subprocess.run(["dunstctl", "close-all"], check=True)
         s.js("location.hash = '#settings'")
-        subprocess.run(
-            [HISBRIDGE, "his", "send", "--config", CFG, "--terminal", "W01", "--order", "E2E0006", "--amount", "+3.91", "--wait", "90"],
-            stdout=subprocess.DEVNULL,
-            check=False,
-        )
+        pay("E2E0006", "+3.91")
         n = notified("the decline", lambda n: "E2E0006" in n["body"])
         assert n["summary"] == "收款失败" and "请患者" in n["body"], n
         s.until("the notice on screen", lambda: subprocess.run(["dunstctl", "count", "displayed"], capture_output=True, text=True).stdout.strip() == "1")
@@ -431,20 +424,12 @@ def run():
                 t.until("dashboard loaded", lambda: t.text("#totals h2") == "当日汇总")
                 t.until("service note shown", lambda: t.js("return !document.getElementById('service-note').hidden"))
                 t.until("the service's status", lambda: (t.text("#state") or "").startswith("服务运行中"))
-                subprocess.run(
-                    [HISBRIDGE, "his", "send", "--config", CFG, "--terminal", "W01", "--order", "E2E0003", "--amount", "+2.00", "--wait", "90"],
-                    stdout=subprocess.DEVNULL,
-                    check=True,
-                )
+                pay("E2E0003", "+2.00", check=True)
                 t.until("the service's order listed", lambda: t.text('tr[data-order="E2E0003"] td.status') == "成功")
                 t.until("the service's last payment shown", lambda: "¥2.00" in (t.text("#last") or "") and "E2E0003" in (t.text("#last") or ""))
                 t.shot("dashboard-service-mode.png")
                 # The service's orders notify as the app's own do.
-                subprocess.run(
-                    [HISBRIDGE, "his", "send", "--config", CFG, "--terminal", "W01", "--order", "E2E0007", "--amount", "+3.91", "--wait", "90"],
-                    stdout=subprocess.DEVNULL,
-                    check=False,
-                )
+                pay("E2E0007", "+3.91")
                 n = notified("the service's decline", lambda n: "E2E0007" in n["body"])
                 assert n["summary"] == "收款失败", n
                 # Settings saved beside the service say they wait for its restart.

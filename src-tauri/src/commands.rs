@@ -525,6 +525,17 @@ mod toast_tests {
         }
     }
 
+    fn failed_refund() -> Notice {
+        Notice::Order {
+            key: "A1@R1".into(),
+            state: State::Failed,
+            amount: "-3.00".into(),
+            channel: None,
+            error_code: Some("E_REFUND_FAILED".into()),
+            pos_message: None,
+        }
+    }
+
     #[test]
     fn failures_say_why_in_words_and_successes_stay_quiet_by_default() {
         let t = toast_for(&order(State::Cancelled, Some("E_TIMEOUT")), &notify(), true).unwrap();
@@ -535,14 +546,7 @@ mod toast_tests {
         assert!(t.body.contains("¥12.50 未收到：支付失败（余额不足）——请患者换付款方式"), "the wallet's words: {t:?}");
         let t = toast_for(&order(State::Cancelled, Some("E_TIMEOUT")), &notify(), false).unwrap();
         assert!(t.body.contains("did not pay in time"), "{t:?}");
-        let refund = Notice::Order {
-            key: "A1@R1".into(),
-            state: State::Failed,
-            amount: "-3.00".into(),
-            channel: None,
-            error_code: Some("E_REFUND_FAILED".into()),
-            pos_message: None,
-        };
+        let refund = failed_refund();
         let t = toast_for(&refund, &notify(), true).unwrap();
         assert_eq!(t.title, "退款失败", "a refund's failure is named for what it is");
         assert!(t.body.starts_with("A1 退款 R1  ¥3.00 退款失败"), "no internal key, amounts in ¥: {t:?}");
@@ -566,14 +570,7 @@ mod toast_tests {
         let declined = toast_for(&order(State::Failed, Some("E_PAYMENT_DECLINED")), &notify(), true).unwrap();
         assert!(!declined.critical, "a decline is told and goes");
         assert_eq!(declined.order.as_deref(), Some("A1"));
-        let refund = Notice::Order {
-            key: "A1@R1".into(),
-            state: State::Failed,
-            amount: "-3.00".into(),
-            channel: None,
-            error_code: Some("E_REFUND_FAILED".into()),
-            pos_message: None,
-        };
+        let refund = failed_refund();
         assert!(toast_for(&refund, &notify(), true).unwrap().critical, "a failed refund stays");
         let lost = link_toast(true, false, "串口拔出", "unplugged", true).unwrap();
         let back = link_toast(false, true, "", "", true).unwrap();
