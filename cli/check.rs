@@ -10,29 +10,56 @@ use hisbridge_core::folders::{classify, NameKind};
 use hisbridge_core::his::{Instruction, InstructionKind};
 use hisbridge_core::keyfile;
 
-pub fn run(config: &Path, files: &[PathBuf]) -> Result<()> {
+use crate::exit::{Exit, Failure};
+
+pub fn run(config: &Path, files: &[PathBuf], json: bool) -> Result<()> {
     let cfg = Config::load(config)?;
     let key = keyfile::load(&cfg.key_file)?;
     let mut bad = 0;
+    let mut report = Vec::new();
     for f in files {
-        let problems = check(&cfg, &key, f);
-        if problems.is_empty() {
-            println!("OK    {}", f.display());
-        } else {
+        let (problems, what) = check(&cfg, &key, f);
+        if !problems.is_empty() {
             bad += 1;
+        }
+        if json {
+            report.push(serde_json::json!({
+                "file": f.display().to_string(),
+                "ok": problems.is_empty(),
+                "instruction": what,
+                "problems": problems.iter().map(|p| {
+                    // "E_CODE: text": the code apart, for programs.
+                    let (code, text) = match p.split_once(": ") {
+                        Some((c, t)) if c.starts_with("E_") => (Some(c), t),
+                        _ => (None, p.as_str()),
+                    };
+                    serde_json::json!({ "code": code, "message": text })
+                }).collect::<Vec<_>>(),
+            }));
+        } else if problems.is_empty() {
+            println!("OK    {}", f.display());
+            if let Some(w) = what {
+                println!("      {w}");
+            }
+        } else {
             println!("BAD   {}", f.display());
             for p in problems {
                 println!("      - {p}");
             }
         }
     }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "files": report, "refused": bad }))?);
+    }
     if bad > 0 {
-        anyhow::bail!("{bad} of {} file(s) would be refused", files.len());
+        let f = Failure::new(Exit::Refused, format!("{bad} of {} file(s) would be refused", files.len()));
+        return Err(if json { f.silent() } else { f }.into());
     }
     Ok(())
 }
 
-fn check(cfg: &Config, key: &envelope::Key, f: &Path) -> Vec<String> {
+/// The problems with one file, and for a good order what it asks.
+fn check(cfg: &Config, key: &envelope::Key, f: &Path) -> (Vec<String>, Option<String>) {
     let mut out = Vec::new();
     let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     match classify(name) {
@@ -48,7 +75,7 @@ fn check(cfg: &Config, key: &envelope::Key, f: &Path) -> Vec<String> {
         Ok(b) => b,
         Err(e) => {
             out.push(format!("cannot read: {e}"));
-            return out;
+            return (out, None);
         }
     };
     let plain = match key.open(Direction::ToBridge, &bytes) {
@@ -65,14 +92,14 @@ fn check(cfg: &Config, key: &envelope::Key, f: &Path) -> Vec<String> {
                 other => format!("E_ENVELOPE: {other}"),
             };
             out.push(hint);
-            return out;
+            return (out, None);
         }
     };
     let ins = match Instruction::parse(&plain) {
         Ok(i) => i,
         Err(e) => {
             out.push(format!("{}: {e}", e.code().as_str()));
-            return out;
+            return (out, None);
         }
     };
     if !cfg.terminals.contains(&ins.terminal_id) {
@@ -91,16 +118,10 @@ fn check(cfg: &Config, key: &envelope::Key, f: &Path) -> Vec<String> {
             ));
         }
     }
-    if out.is_empty() && ins.kind == InstructionKind::Order {
-        println!(
-            "      {} {} order {} amount {}",
-            ins.terminal_id,
-            kind_word(&ins),
-            ins.order_no,
-            ins.amount.expect("order")
-        );
-    }
-    out
+    let what = (out.is_empty() && ins.kind == InstructionKind::Order).then(|| {
+        format!("{} {} order {} amount {}", ins.terminal_id, kind_word(&ins), ins.order_no, ins.amount.expect("order"))
+    });
+    (out, what)
 }
 
 fn kind_word(ins: &Instruction) -> &'static str {

@@ -3,6 +3,7 @@
 mod check;
 mod demo;
 mod driver;
+mod exit;
 mod poscheck;
 mod report;
 mod service;
@@ -21,7 +22,15 @@ use hisbridge_core::his::{Instruction, InstructionKind};
 use hisbridge_core::{hisclient, keyfile};
 
 #[derive(Parser)]
-#[command(name = "hisbridge", version, about = "HIS Bridge: HIS payment orders to a WeChat Pay / Alipay smart POS")]
+#[command(
+    name = "hisbridge",
+    version,
+    about = "HIS Bridge: HIS payment orders to a WeChat Pay / Alipay smart POS",
+    after_help = "Exit status: 0 done; 1 failed (could not do its work); 2 wrong arguments; \
+                  3 done, and IT must look (statement differences, journal history lost); \
+                  4 a check found what would be refused; 5 his send/query/cancel: no final result in time; \
+                  6 his send/query/cancel: a final result that is not what was asked (docs/install.md §8)."
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -31,9 +40,8 @@ struct Cli {
 enum Cmd {
     /// Run the bridge headless with a config file (service mode).
     Run {
-        /// The config file (hisbridge.toml).
-        #[arg(long, short)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
     },
     /// Run the whole path on embedded defaults: temp folders, a new key, the POS simulator on a
     /// pseudo-terminal, sample orders in, their decrypted results printed.
@@ -57,13 +65,12 @@ enum Cmd {
     Report(report::ReportArgs),
     /// Write a diagnostics archive for support: config (never the key), journal extract, logs.
     Diag {
-        /// The config file (hisbridge.toml).
-        #[arg(long, short)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
         /// The file to write.
         #[arg(long)]
         out: PathBuf,
-        /// A folder of log files to include (the tray app's log folder, a service's log folder).
+        /// Another folder of log files to include (the data folder's `logs` is always taken).
         #[arg(long)]
         logs: Option<PathBuf>,
         /// Days of journal to include.
@@ -107,6 +114,22 @@ enum Cmd {
     },
 }
 
+/// `--config`, for every command that reads the bridge's config.
+#[derive(clap::Args, Clone, Default)]
+pub struct ConfigArg {
+    /// The bridge's config file [default: the installed one: the registry's ConfigFile, then
+    /// %ProgramData%\HISBridge\hisbridge.toml; on Linux /etc/hisbridge/hisbridge.toml]
+    #[arg(long, short, env = exit::CONFIG_ENV, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    /// The config file to use (see `exit::config`).
+    pub fn path(&self) -> Result<PathBuf> {
+        exit::config(self.config.clone())
+    }
+}
+
 #[derive(clap::Args)]
 struct SimArgs {
     /// Serial port to serve on; without it a pseudo-terminal is created and its path printed.
@@ -142,23 +165,20 @@ struct SimArgs {
 enum JournalCmd {
     /// Whether the journal holds everything the last run wrote (its schema version, orders, open items).
     Check {
-        /// The bridge's config file.
-        #[arg(long, short)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
     },
     /// Take the journal as it is now: the bridge takes orders again at its next start.
     Accept {
-        /// The bridge's config file.
-        #[arg(long, short)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
     },
 }
 
 #[derive(clap::Args)]
 struct HisCommon {
-    /// The bridge's config file (for the inbox, outbox and key).
-    #[arg(long, short)]
-    config: PathBuf,
+    #[command(flatten)]
+    config: ConfigArg,
     /// The software terminal ID the instruction comes from.
     #[arg(long)]
     terminal: String,
@@ -171,6 +191,13 @@ struct HisCommon {
     /// Seconds to wait for the final result.
     #[arg(long, default_value_t = 180)]
     wait: u64,
+    /// Print only JSON on stdout: the result, or `{"error": {...}}` with the exit status.
+    #[arg(long)]
+    json: bool,
+    /// With the folder channel: when no bridge has taken the instruction within `--wait`, take
+    /// it back out of the inbox (else it stays there and is carried out when a bridge starts).
+    #[arg(long)]
+    withdraw_on_timeout: bool,
     /// How to reach the bridge: the drop folders, or the localhost socket (`[socket] port`).
     #[arg(long, value_enum, default_value_t = Channel::Folder)]
     channel: Channel,
@@ -207,19 +234,31 @@ enum HisCmd {
     },
     /// Decrypt a file the bridge wrote for the HIS (a result or a reconciliation file) and print it.
     Open {
-        /// The config file (hisbridge.toml).
-        #[arg(long, short)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The file to open (`.res`, `RECON-*.res`).
         file: PathBuf,
     },
     /// Check instruction files written by an HIS and explain exactly what is wrong with each.
+    /// Exits 4 when a file would be refused.
     Check {
-        /// The config file (hisbridge.toml).
-        #[arg(long, short)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print JSON: each file with its problems (error code and text).
+        #[arg(long)]
+        json: bool,
         /// `.ord` files to check.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Take instruction files back out of the inbox before a bridge has taken them (nothing is
+    /// charged for a withdrawn file). A file the bridge has taken already is not touched.
+    Withdraw {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// `.ord` file names (or paths) in the inbox.
+        #[arg(required = true)]
+        files: Vec<String>,
     },
 }
 
@@ -279,22 +318,30 @@ pub fn init_file_logging(path: &std::path::Path) {
     }
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // The service logs to its file, set up once its config is read.
     if !matches!(cli.cmd, Cmd::Service { cmd: service::ServiceCmd::Run { .. } }) {
         init_logging();
     }
-    match cli.cmd {
+    match dispatch(cli.cmd) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => std::process::ExitCode::from(exit::report(&e) as u8),
+    }
+}
+
+fn dispatch(cmd: Cmd) -> Result<()> {
+    match cmd {
         Cmd::Setup(a) => setup::run(a),
         Cmd::Service { cmd } => service::main(cmd),
-        Cmd::Run { config } => run(config),
+        Cmd::Run { config } => run(config.path()?),
         Cmd::Demo => demo::run(),
         Cmd::SimPos(a) => sim_pos(a),
         Cmd::Journal { cmd } => journal(cmd),
         Cmd::His { cmd } => his(cmd),
         Cmd::Report(a) => report::run(a),
         Cmd::Diag { config, out, logs, days } => {
+            let config = config.path()?;
             let cfg = Config::load(&config)?;
             let status = serde_json::json!({
                 "version": env!("CARGO_PKG_VERSION"),
@@ -330,7 +377,7 @@ fn main() -> Result<()> {
 fn journal(cmd: JournalCmd) -> Result<()> {
     use hisbridge_core::journal::{Integrity, Journal};
     let (JournalCmd::Check { config } | JournalCmd::Accept { config }) = &cmd;
-    let cfg = Config::load(config)?;
+    let cfg = Config::load(&config.path()?)?;
     // Never beside a running bridge: it holds the journal and its seal.
     let _lock = hisbridge_core::instance::acquire(&cfg.journal)
         .context("stop the bridge (the service or the tray app) first")?;
@@ -348,8 +395,11 @@ fn journal(cmd: JournalCmd) -> Result<()> {
                 }
                 Integrity::Lost(why) => {
                     println!("history: LOST: {why}");
-                    println!("the bridge takes no new orders until `hisbridge journal accept` after IT has checked the journal");
-                    std::process::exit(3)
+                    Err(exit::Failure::new(
+                        exit::Exit::Attention,
+                        "the journal lost history: the bridge takes no new orders until `hisbridge journal accept` after IT has checked it",
+                    )
+                    .into())
                 }
             }
         }
@@ -470,9 +520,10 @@ fn sim_on_pty(_: hisbridge_sim::SimConfig, _: Option<PathBuf>) -> Result<()> {
 
 fn his(cmd: HisCmd) -> Result<()> {
     let (c, kind, amount, description) = match cmd {
-        HisCmd::Check { config, files } => return check::run(&config, &files),
+        HisCmd::Check { config, json, files } => return check::run(&config.path()?, &files, json),
+        HisCmd::Withdraw { config, files } => return withdraw(&config.path()?, &files),
         HisCmd::Open { config, file } => {
-            let cfg = Config::load(&config)?;
+            let cfg = Config::load(&config.path()?)?;
             let key = keyfile::load(&cfg.key_file)?;
             let bytes = std::fs::read(&file).with_context(|| format!("read {}", file.display()))?;
             let plain = key
@@ -487,13 +538,41 @@ fn his(cmd: HisCmd) -> Result<()> {
             return Ok(());
         }
         HisCmd::Send { c, amount, description } => {
-            let a = Amount::parse(&amount).map_err(|e| anyhow::anyhow!("--amount {amount:?}: {e}"))?;
+            let a = match Amount::parse(&amount) {
+                Ok(a) => a,
+                Err(e) => {
+                    let f = exit::Failure::new(exit::Exit::Failed, format!("--amount {amount:?}: {e}"));
+                    return Err(f.json_if(c.json, serde_json::json!({})).into());
+                }
+            };
             (c, InstructionKind::Order, Some(a), description)
         }
         HisCmd::Query { c } => (c, InstructionKind::Query, None, None),
         HisCmd::Cancel { c } => (c, InstructionKind::Cancel, None, None),
     };
-    let cfg = Config::load(&c.config)?;
+    let json = c.json;
+    // With --json every failure is a JSON object on stdout, whatever its cause.
+    let as_json = |e: anyhow::Error| -> anyhow::Error {
+        match e.downcast::<exit::Failure>() {
+            Ok(f) if f.json.is_some() || !json => f.into(),
+            Ok(f) => f.json_if(true, serde_json::json!({})).into(),
+            Err(e) => {
+                exit::Failure::new(exit::Exit::Failed, exit::message(&e)).json_if(json, serde_json::json!({})).into()
+            }
+        }
+    };
+    send_and_wait(c, kind, amount, description).map_err(as_json)
+}
+
+fn send_and_wait(
+    c: HisCommon,
+    kind: InstructionKind,
+    amount: Option<Amount>,
+    description: Option<String>,
+) -> Result<()> {
+    use hisbridge_core::his::Status;
+    use hisbridge_core::hisclient::ClientError;
+    let cfg = Config::load(&c.config.path()?)?;
     let key = keyfile::load(&cfg.key_file)?;
     let ins = Instruction {
         kind,
@@ -512,20 +591,161 @@ fn his(cmd: HisCmd) -> Result<()> {
         Channel::Folder => {
             let stem = hisclient::new_stem(&ins);
             hisclient::send(&cfg.folders.inbox, &key, &ins, &stem)?;
-            eprintln!("wrote {stem}.ord; waiting for {stem}.res");
-            hisclient::wait_final(&cfg.folders.outbox, &key, &stem, wait)?
+            if !c.json {
+                eprintln!("wrote {stem}.ord; waiting for {stem}.res");
+            }
+            match hisclient::wait_final(&cfg.folders.outbox, &key, &stem, wait) {
+                Ok(r) => r,
+                Err(ClientError::Timeout { last, .. }) => {
+                    return Err(folder_timeout(&cfg, &stem, &last, c.wait, c.withdraw_on_timeout, c.json).into())
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         Channel::Socket => {
             let Some(sock) = &cfg.socket else { bail!("the config has no [socket] port: the socket channel is off") };
             let mut client = hisclient::SocketClient::connect(sock.port, key)
                 .with_context(|| format!("connect to 127.0.0.1:{}", sock.port))?;
-            eprintln!("sent on 127.0.0.1:{}; waiting for the final result", sock.port);
-            client.call(&ins, wait)?
+            if !c.json {
+                eprintln!("sent on 127.0.0.1:{}; waiting for the final result", sock.port);
+            }
+            match client.call(&ins, wait) {
+                Ok(r) => r,
+                Err(ClientError::Timeout { last, .. }) => {
+                    let f = exit::Failure::new(
+                        exit::Exit::Timeout,
+                        format!(
+                            "no final result within {} s (last seen: {last}); the bridge has the instruction and carries it \
+                             out: do not send it again, ask with `hisbridge his query` for the same order",
+                            c.wait
+                        ),
+                    );
+                    return Err(f.json_if(c.json, serde_json::json!({ "last": last })).into());
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     };
     if r.device_id != cfg.pos.device_id {
         bail!("result names device {} but the configured POS is {}", r.device_id, cfg.pos.device_id);
     }
     println!("{}", serde_json::to_string_pretty(&r)?);
+    let done = match kind {
+        InstructionKind::Order => matches!(r.status, Status::Success | Status::Refunded),
+        InstructionKind::Cancel => matches!(r.status, Status::Cancelled | Status::Reversed),
+        InstructionKind::Query => r.status != Status::Rejected,
+    };
+    if !done {
+        // The result is on stdout already: the exit status alone says it is not what was asked.
+        let why = r.error_message.clone().or(r.error_code.clone()).unwrap_or_default();
+        let status = serde_json::to_value(r.status).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        let order = r.order_no.as_deref().unwrap_or("?");
+        let f =
+            exit::Failure::new(exit::Exit::NotDone, format!("order {order}: {status} {why}").trim_end().to_string());
+        return Err(if c.json { f.silent() } else { f }.into());
+    }
+    Ok(())
+}
+
+/// No final result within `--wait` over the folder channel: what became of the `.ord`, and what
+/// to do about it. A file no bridge has taken is carried out when one starts, so the message
+/// says so and the file can be withdrawn (here with `--withdraw-on-timeout`, on a terminal by
+/// answering the question, later with `hisbridge his withdraw`).
+fn folder_timeout(cfg: &Config, stem: &str, last: &str, secs: u64, withdraw: bool, json: bool) -> exit::Failure {
+    use std::io::IsTerminal;
+    let name = format!("{stem}.{}", hisbridge_core::folders::ORDER_EXT);
+    let path = cfg.folders.inbox.join(&name);
+    let extra = |in_inbox: bool, withdrawn: bool| serde_json::json!({ "file": name, "in_inbox": in_inbox, "withdrawn": withdrawn, "last": last });
+    if !path.exists() {
+        let f = exit::Failure::new(
+            exit::Exit::Timeout,
+            format!(
+                "no final result within {secs} s (last seen: {last}); the bridge has taken {name} and its final result \
+                 will be written to {}: do not send it again",
+                cfg.folders.outbox.join(format!("{stem}.{}", hisbridge_core::folders::RESULT_EXT)).display()
+            ),
+        );
+        return f.json_if(json, extra(false, false));
+    }
+    let ask = !withdraw && !json && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let withdraw = withdraw || {
+        ask && {
+            eprint!(
+                "no bridge has taken {name} within {secs} s (is the bridge running?). It stays in the inbox and is \
+                 carried out when a bridge starts. Withdraw it now? [y/N] "
+            );
+            let mut answer = String::new();
+            let _ = std::io::stdin().read_line(&mut answer);
+            matches!(answer.trim(), "y" | "Y" | "yes" | "是")
+        }
+    };
+    if withdraw {
+        return match withdraw_one(&path) {
+            Ok(true) => exit::Failure::new(
+                exit::Exit::Timeout,
+                format!("no bridge took {name} within {secs} s; withdrawn from the inbox: nothing was charged"),
+            )
+            .json_if(json, extra(false, true)),
+            Ok(false) => exit::Failure::new(
+                exit::Exit::Timeout,
+                format!(
+                    "no final result within {secs} s; the bridge took {name} just now, so it was not withdrawn: \
+                     its final result follows, do not send it again"
+                ),
+            )
+            .json_if(json, extra(false, false)),
+            Err(e) => exit::Failure::new(
+                exit::Exit::Timeout,
+                format!(
+                    "no bridge took {name} within {secs} s, and it could not be withdrawn: {e}; it stays in the inbox"
+                ),
+            )
+            .json_if(json, extra(true, false)),
+        };
+    }
+    exit::Failure::new(
+        exit::Exit::Timeout,
+        format!(
+            "no bridge took {name} within {secs} s (is the bridge running?): it is still in {} and is carried out \
+             when a bridge starts; to cancel it: hisbridge his withdraw {name}",
+            cfg.folders.inbox.display()
+        ),
+    )
+    .json_if(json, extra(true, false))
+}
+
+/// Removes an `.ord` from the inbox unless a bridge has taken it: `Ok(false)` when it is gone
+/// already. The bridge takes a file by renaming it out of the inbox, so exactly one of the two
+/// succeeds.
+fn withdraw_one(path: &std::path::Path) -> std::io::Result<bool> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn withdraw(config: &std::path::Path, files: &[String]) -> Result<()> {
+    let cfg = Config::load(config)?;
+    let mut kept = 0;
+    for f in files {
+        let name = std::path::Path::new(f).file_name().and_then(|n| n.to_str()).unwrap_or(f);
+        if !name.ends_with(&format!(".{}", hisbridge_core::folders::ORDER_EXT)) {
+            bail!("{name}: only instruction files (.ord) are withdrawn");
+        }
+        match withdraw_one(&cfg.folders.inbox.join(name)) {
+            Ok(true) => println!("withdrawn: {name} (nothing was charged)"),
+            Ok(false) => {
+                kept += 1;
+                println!("not in the inbox: {name} (a bridge has taken it, or it never was there; its result says what became of it)");
+            }
+            Err(e) => bail!("{name}: {e}"),
+        }
+    }
+    if kept > 0 {
+        return Err(
+            exit::Failure::new(exit::Exit::Failed, format!("{kept} of {} file(s) not withdrawn", files.len())).into()
+        );
+    }
     Ok(())
 }

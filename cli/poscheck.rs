@@ -923,7 +923,14 @@ pub fn run(a: PosCheckArgs) -> Result<()> {
         );
     }
     if failed > 0 || not_run > 0 {
-        std::process::exit(1);
+        let f = crate::exit::Failure::new(
+            crate::exit::Exit::Refused,
+            format!(
+                "the POS fails {failed} clause(s){}",
+                if not_run > 0 { format!("; {not_run} not run") } else { String::new() }
+            ),
+        );
+        return Err(if a.json { f.silent() } else { f }.into());
     }
     Ok(())
 }

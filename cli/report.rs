@@ -9,11 +9,12 @@ use hisbridge_core::keyfile;
 use hisbridge_core::recon::{self, DayReport};
 use hisbridge_core::statement::{self, Source};
 
+use crate::exit::{Exit, Failure};
+
 #[derive(clap::Args)]
 pub struct ReportArgs {
-    /// The bridge's config file.
-    #[arg(long, short)]
-    config: PathBuf,
+    #[command(flatten)]
+    config: crate::ConfigArg,
     /// The day, YYYY-MM-DD (default: today).
     #[arg(long)]
     date: Option<String>,
@@ -30,13 +31,45 @@ pub struct ReportArgs {
     /// settlement export.
     #[arg(long)]
     statement: Option<PathBuf>,
-    /// The statement's layout: wechat, alipay or pos.
-    #[arg(long, requires = "statement")]
-    source: Option<String>,
+    /// The statement's layout: a WeChat Pay bill, an Alipay business detail file, the POS's
+    /// export [default: told by its header line]
+    #[arg(long, value_enum, requires = "statement")]
+    source: Option<SourceArg>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SourceArg {
+    #[value(alias = "weixin", alias = "wx")]
+    Wechat,
+    #[value(alias = "zfb")]
+    Alipay,
+    Pos,
+}
+
+impl From<SourceArg> for Source {
+    fn from(s: SourceArg) -> Self {
+        match s {
+            SourceArg::Wechat => Source::Wechat,
+            SourceArg::Alipay => Source::Alipay,
+            SourceArg::Pos => Source::Pos,
+        }
+    }
 }
 
 pub fn run(a: ReportArgs) -> Result<()> {
-    let cfg = Config::load(&a.config)?;
+    let cfg = Config::load(&a.config.path()?)?;
+    // The statement is read before anything is printed: a wrong file is said at once.
+    let statement = match &a.statement {
+        Some(path) => {
+            let bytes = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
+            let source = match a.source {
+                Some(s) => s.into(),
+                None => statement::detect(&bytes).with_context(|| format!("statement {}", path.display()))?,
+            };
+            Some((path, bytes, source))
+        }
+        None => None,
+    };
     let date = a.date.unwrap_or_else(|| chrono::Local::now().format("%Y-%m-%d").to_string());
     recon::pos_day(&date)?;
     if !cfg.journal.exists() {
@@ -63,13 +96,7 @@ pub fn run(a: ReportArgs) -> Result<()> {
             eprintln!("written: {}", p.display());
         }
     }
-    let mut differences = 0;
-    if let Some(path) = &a.statement {
-        let source = match &a.source {
-            Some(s) => Source::parse(s).with_context(|| format!("--source {s:?}: use wechat, alipay or pos"))?,
-            None => anyhow::bail!("--statement needs --source wechat, alipay or pos"),
-        };
-        let bytes = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
+    if let Some((path, bytes, source)) = statement {
         let m = statement::match_file(&journal, &date, source, &bytes)
             .with_context(|| format!("statement {}", path.display()))?;
         if a.json {
@@ -77,11 +104,15 @@ pub fn run(a: ReportArgs) -> Result<()> {
         } else {
             print!("{}", m.summary());
         }
-        differences = m.differences.len();
-    }
-    if differences > 0 {
-        // A distinct exit status lets a finance script tell "differences found" from "failed".
-        std::process::exit(3);
+        let n = m.differences.len();
+        if n > 0 {
+            // A distinct exit status lets a finance script tell "differences found" from "failed".
+            return Err(Failure::new(
+                Exit::Attention,
+                format!("{n} difference(s) between the statement and the journal (listed above)"),
+            )
+            .into());
+        }
     }
     Ok(())
 }

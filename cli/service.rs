@@ -16,11 +16,11 @@ pub const DESCRIPTION: &str = "Carries HIS payment orders to the WeChat Pay / Al
 
 #[derive(clap::Subcommand)]
 pub enum ServiceCmd {
-    /// Register the service (automatic start, LocalSystem) for this executable and config.
+    /// Register the service for this executable and config: delayed automatic start, restarted
+    /// after a failure (10 s, 30 s, then every 60 s; the count starts again after a day), LocalSystem.
     Install {
-        /// The config file the service runs with.
-        #[arg(long, short)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: crate::ConfigArg,
         /// Start it now.
         #[arg(long)]
         start: bool,
@@ -31,8 +31,12 @@ pub enum ServiceCmd {
     Start,
     /// Stop the service (orders open at the POS are queried at its next start).
     Stop,
-    /// Print the service's state.
-    Status,
+    /// Print the service's state (exits 1 when it is not installed).
+    Status {
+        /// Print JSON: installed, state, start type, the config it runs with.
+        #[arg(long)]
+        json: bool,
+    },
     /// What the service control manager runs; not for use by hand.
     #[command(hide = true)]
     Run {
@@ -79,7 +83,7 @@ mod imp {
 
     pub fn main(cmd: ServiceCmd) -> Result<()> {
         match cmd {
-            ServiceCmd::Install { config, start } => install(&config, start),
+            ServiceCmd::Install { config, start } => install(&config.path()?, start),
             ServiceCmd::Uninstall => uninstall(),
             ServiceCmd::Start => {
                 open(ServiceAccess::START)?.start::<&str>(&[]).context("start the service")?;
@@ -89,11 +93,7 @@ mod imp {
                 open(ServiceAccess::STOP | ServiceAccess::QUERY_STATUS)?.stop().context("stop the service")?;
                 wait_for(ServiceState::Stopped)
             }
-            ServiceCmd::Status => {
-                let state = open(ServiceAccess::QUERY_STATUS)?.query_status()?.current_state;
-                println!("{NAME}: {state:?}");
-                Ok(())
-            }
+            ServiceCmd::Status { json } => status_of(json),
             ServiceCmd::Run { config } => {
                 let _ = CONFIG.set(config);
                 service_dispatcher::start(NAME, ffi_service_main).context("not started by the service manager")?;
@@ -146,10 +146,65 @@ mod imp {
             .create_service(&info, ServiceAccess::CHANGE_CONFIG | ServiceAccess::START)
             .context("create the service (already installed? `hisbridge service uninstall` first)")?;
         let _ = svc.set_description(DESCRIPTION);
-        println!("{NAME} installed (automatic start)");
+        recovery(&svc)?;
+        println!("{NAME} installed (delayed automatic start, restarted after a failure)");
         if start {
             svc.start::<&str>(&[]).context("start the service")?;
             wait_for(ServiceState::Running)?;
+        }
+        Ok(())
+    }
+
+    /// A crashed or failed service comes back: restarted after 10 s, 30 s, then 60 s, the count
+    /// reset after a day without failure; also when it stops with an error (a config it cannot
+    /// load) rather than crashing. Started after boot's rush (delayed automatic start), so the
+    /// POS's USB driver and the network are up.
+    pub fn recovery(svc: &windows_service::service::Service) -> Result<()> {
+        use windows_service::service::{
+            ServiceAction, ServiceActionType, ServiceFailureActions, ServiceFailureResetPeriod,
+        };
+        let restart =
+            |secs| ServiceAction { action_type: ServiceActionType::Restart, delay: Duration::from_secs(secs) };
+        svc.update_failure_actions(ServiceFailureActions {
+            reset_period: ServiceFailureResetPeriod::After(Duration::from_secs(24 * 3600)),
+            reboot_msg: None,
+            command: None,
+            actions: Some(vec![restart(10), restart(30), restart(60)]),
+        })
+        .context("set the service's recovery actions")?;
+        svc.set_failure_actions_on_non_crash_failures(true).context("recovery on failures that are not crashes")?;
+        svc.set_delayed_auto_start(true).context("delayed automatic start")?;
+        Ok(())
+    }
+
+    fn status_of(json: bool) -> Result<()> {
+        use crate::exit::{Exit, Failure};
+        let svc = match manager(ServiceManagerAccess::CONNECT)?
+            .open_service(NAME, ServiceAccess::QUERY_STATUS | ServiceAccess::QUERY_CONFIG)
+        {
+            Ok(s) => s,
+            Err(_) => {
+                if json {
+                    println!("{}", serde_json::json!({ "service": NAME, "installed": false }));
+                }
+                let f = Failure::new(Exit::Failed, format!("{NAME}: not installed"));
+                return Err(if json { f.silent() } else { f }.into());
+            }
+        };
+        let state = svc.query_status()?.current_state;
+        let config = svc.query_config().ok();
+        if json {
+            let v = serde_json::json!({
+                "service": NAME,
+                "installed": true,
+                "state": format!("{state:?}"),
+                "start_type": config.as_ref().map(|c| format!("{:?}", c.start_type)),
+                "command": config.as_ref().map(|c| c.executable_path.display().to_string()),
+                "account": config.as_ref().and_then(|c| c.account_name.as_ref()).map(|a| a.to_string_lossy().into_owned()),
+            });
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            println!("{NAME}: {state:?}");
         }
         Ok(())
     }

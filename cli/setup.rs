@@ -130,11 +130,12 @@ pub fn run(a: SetupCli) -> Result<()> {
         service_after_setup(&report.config, ready, service, &mut lines)?;
         Ok(())
     })();
-    if let Err(e) = &result {
-        lines.push(format!("FAILED: {e:#}"));
-    }
     for l in &lines {
         println!("{l}");
+    }
+    // The failure goes to the log here and to stderr once, by main.
+    if let Err(e) = &result {
+        lines.push(format!("FAILED: {}", crate::exit::message(e)));
     }
     if let Some(dir) = log_path.parent() {
         if std::fs::create_dir_all(dir).is_ok() {
@@ -183,8 +184,11 @@ fn service_after_setup(config: &std::path::Path, ready: bool, install: bool, lin
         .unwrap_or(false);
     if !installed {
         if install {
-            crate::service::main(ServiceCmd::Install { config: config.to_path_buf(), start: ready })
-                .context("install the service")?;
+            crate::service::main(ServiceCmd::Install {
+                config: crate::ConfigArg { config: Some(config.to_path_buf()) },
+                start: ready,
+            })
+            .context("install the service")?;
             lines.push(format!(
                 "service {NAME} installed{}",
                 if ready { " and started" } else { "; it starts once the config is complete and a key is imported" }

@@ -134,6 +134,21 @@ fn report_prints_the_day_writes_its_files_and_matches_a_statement() {
     assert_eq!(out.status.code(), Some(3), "{text}");
     assert!(text.contains("missing_in_journal") && text.contains("HAND-9"), "{text}");
     assert!(text.contains("2 matched"), "{text}");
+    // Without --source the layout is told by the header line; a file of no known layout is
+    // refused before anything is printed.
+    let out = Command::new(env!("CARGO_BIN_EXE_hisbridge"))
+        .args(["report", "-c", cfg, "--date", &today, "--statement", stmt.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(&stmt, "a,b,c\n1,2,3\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hisbridge"))
+        .args(["report", "-c", cfg, "--date", &today, "--statement", stmt.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "nothing printed before the refusal");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("WeChat Pay bill"));
 
     let (ok, out) = hisbridge(&["report", "-c", cfg, "--date", "2026-02-30"]);
     assert!(!ok && out.contains("YYYY-MM-DD"), "{out}");
@@ -407,4 +422,175 @@ fn every_option_has_help_text() {
     }
     assert!(seen > 15, "only {seen} commands found");
     assert!(bare.is_empty(), "options without help:\n{}", bare.join("\n"));
+}
+
+fn hisbridge_env(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hisbridge"));
+    c.args(args).env_remove("HISBRIDGE_CONFIG");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A data folder prepared as the MSI does, with no bridge running on it.
+fn idle_data_folder() -> (tempfile::TempDir, String) {
+    let d = tempfile::tempdir().unwrap();
+    let key = d.path().join("agreed.key");
+    let (ok, out) = hisbridge(&["keygen", "--out", key.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let data = d.path().join("data");
+    let (ok, out) = hisbridge(&[
+        "setup",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--port",
+        "COM5",
+        "--device-id",
+        "POS-0001",
+        "--terminals",
+        "W01",
+        "--key-file",
+        key.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    let cfg = data.join("hisbridge.toml").to_str().unwrap().to_string();
+    (d, cfg)
+}
+
+fn inbox_files(cfg: &str) -> Vec<String> {
+    let inbox = std::path::Path::new(cfg).parent().unwrap().join("inbox");
+    let mut v: Vec<String> = std::fs::read_dir(inbox)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".ord"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// `his send` with no bridge to take the file: exit 5, the message says the `.ord` waits in the
+/// inbox and is carried out when a bridge starts, and how to withdraw it; `his withdraw` and
+/// `--withdraw-on-timeout` take it back.
+#[test]
+fn a_timed_out_send_says_the_file_waits_and_can_be_withdrawn() {
+    let (_d, cfg) = idle_data_folder();
+    let send = |extra: &[&str]| {
+        let mut args = vec!["his", "send", "--config", &cfg, "--terminal", "W01", "--order", "T1", "--amount", "+1.00"];
+        args.extend_from_slice(&["--wait", "1"]);
+        args.extend_from_slice(extra);
+        hisbridge_env(&args, &[])
+    };
+    let (code, out, err) = send(&[]);
+    assert_eq!(code, Some(5), "{out}{err}");
+    let files = inbox_files(&cfg);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(err.contains("is still in") && err.contains("carried out when a bridge starts"), "{err}");
+    assert!(err.contains(&format!("hisbridge his withdraw {}", files[0])), "{err}");
+    assert_eq!(err.matches("error:").count(), 1, "one message: {err}");
+
+    let (code, out, err) = hisbridge_env(&["his", "withdraw", "--config", &cfg, &files[0]], &[]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("withdrawn") && inbox_files(&cfg).is_empty(), "{out}");
+    let (code, out, _) = hisbridge_env(&["his", "withdraw", "--config", &cfg, &files[0]], &[]);
+    assert_eq!(code, Some(1), "a file that is not there any more: {out}");
+    assert!(out.contains("not in the inbox"), "{out}");
+
+    let (code, out, err) = send(&["--withdraw-on-timeout", "--json"]);
+    assert_eq!(code, Some(5), "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!((v["error"]["exit"].as_i64(), v["error"]["kind"].as_str()), (Some(5), Some("timeout")), "{v}");
+    assert_eq!(v["error"]["withdrawn"], true, "{v}");
+    assert!(inbox_files(&cfg).is_empty(), "withdrawn: nothing left for a bridge to charge");
+}
+
+/// The exit statuses docs/install.md §9 lists, each where it belongs.
+#[test]
+fn exit_statuses_tell_the_outcomes_apart() {
+    // 6: a declined payment is a final result, but not what was asked.
+    let sim = hisbridge_sim::SimConfig { script: [hisbridge_sim::Outcome::Declined].into(), ..Default::default() };
+    let h = Harness::with(sim, "");
+    let cfg = h.dir.path().join("hisbridge.toml");
+    let cfg = cfg.to_str().unwrap();
+    let (code, out, err) = hisbridge_env(
+        &["his", "send", "--config", cfg, "--terminal", "W01", "--order", "X1", "--amount", "+1.00"],
+        &[],
+    );
+    assert_eq!(code, Some(6), "{out}{err}");
+    assert!(out.contains("\"status\": \"FAILED\""), "the result is printed: {out}");
+    let (code, out, err) = hisbridge_env(
+        &["his", "send", "--config", cfg, "--terminal", "W01", "--order", "X2", "--amount", "+1.00"],
+        &[],
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    let (code, out, err) = hisbridge_env(&["his", "query", "--config", cfg, "--terminal", "W01", "--order", "X2"], &[]);
+    assert_eq!(code, Some(0), "{out}{err}");
+
+    // 4: a file the bridge would refuse; --json lists its problems with their codes.
+    let bad = h.dir.path().join("B1.ord");
+    let stamp = chrono::Local::now().to_rfc3339();
+    let text =
+        format!(r#"{{"v":1,"type":"order","terminal_id":"X9","order_no":"B1","amount":"+1.00","sent_at":"{stamp}"}}"#);
+    std::fs::write(&bad, h.seal(&text)).unwrap();
+    let (code, out, err) = hisbridge_env(&["his", "check", "--config", cfg, "--json", bad.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(4), "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["refused"], 1, "{v}");
+    assert_eq!(v["files"][0]["problems"][0]["code"], "E_TERMINAL", "{v}");
+
+    // 2: wrong arguments, as clap says them; 1: cannot run.
+    let (code, _, err) = hisbridge_env(&["report", "--config", cfg, "--statement", "x", "--source", "bank"], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("wechat, alipay, pos"), "the values are named: {err}");
+    let (code, _, err) = hisbridge_env(&["report", "--config", "/nonexistent/hisbridge.toml"], &[]);
+    assert_eq!(code, Some(1), "{err}");
+}
+
+/// `--config` can be left out: `HISBRIDGE_CONFIG` names it (the installed one is the default
+/// otherwise); without either the message says what to do.
+#[test]
+fn the_config_comes_from_the_environment_when_not_given() {
+    let (_d, cfg) = idle_data_folder();
+    let (code, out, err) = hisbridge_env(&["report"], &[("HISBRIDGE_CONFIG", &cfg)]);
+    // No journal yet: the report says so, which proves the config was read.
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        err.contains("no journal at") && err.contains(std::path::Path::new(&cfg).parent().unwrap().to_str().unwrap()),
+        "{err}"
+    );
+    if !std::path::Path::new("/etc/hisbridge/hisbridge.toml").exists() {
+        let (code, _, err) = hisbridge_env(&["report"], &[]);
+        assert_eq!(code, Some(1));
+        assert!(err.contains("pass --config FILE or set HISBRIDGE_CONFIG"), "{err}");
+    }
+}
+
+/// One message per failure, its cause said once: not `FAILED:` on stdout and `Error:` on
+/// stderr, not the database error three times.
+#[test]
+fn a_failure_is_said_once_with_its_cause_once() {
+    let (d, cfg) = idle_data_folder();
+    let journal = std::path::Path::new(&cfg).parent().unwrap().join("journal.sqlite");
+    std::fs::write(&journal, vec![b'x'; 4096]).unwrap();
+    let (code, out, err) = hisbridge_env(&["journal", "check", "--config", &cfg], &[]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert_eq!(err.matches("journal database error").count(), 1, "{err}");
+    assert_eq!(err.matches("File opened that is not a database file").count(), 1, "{err}");
+
+    let (code, out, err) = hisbridge_env(
+        &["setup", "--data-dir", d.path().join("s").to_str().unwrap(), "--key-file", "/nonexistent.key"],
+        &[],
+    );
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(!out.contains("FAILED"), "{out}");
+    assert_eq!(err.matches("/nonexistent.key").count(), 1, "{err}");
+    let log = std::fs::read_to_string(d.path().join("s/logs/setup.log")).unwrap();
+    assert!(log.contains("FAILED"), "the setup log keeps the failure: {log}");
 }

@@ -144,7 +144,8 @@ pub fn run(a: &SetupArgs) -> Result<SetupReport, SetupError> {
             .map_err(|source| SetupError::Io { path: cfg_path.clone(), source })?;
     }
     report.lines.push(match (existed, changed.is_empty()) {
-        (false, _) => format!("config {} written ({})", cfg_path.display(), changed.join(", ")),
+        (false, true) => format!("config {} written with the defaults", cfg_path.display()),
+        (false, false) => format!("config {} written ({})", cfg_path.display(), changed.join(", ")),
         (true, true) => format!("config {} kept as it is", cfg_path.display()),
         (true, false) => format!("config {} kept; set {}", cfg_path.display(), changed.join(", ")),
     });

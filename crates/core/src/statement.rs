@@ -73,6 +73,23 @@ pub enum StatementError {
     Line { line: usize, reason: String },
 }
 
+/// Which layout a statement has, told by its header line (the first 200 lines are looked at).
+pub fn detect(bytes: &[u8]) -> Result<Source, StatementError> {
+    let text = decode(bytes)?;
+    for l in text.lines().take(200) {
+        let c = cells(l);
+        let layouts: [(Source, &[&str]); 3] =
+            [(Source::Wechat, &WECHAT_COLS), (Source::Alipay, &ALIPAY_COLS), (Source::Pos, &POS_COLS)];
+        if let Some((s, _)) = layouts.iter().find(|(_, cols)| Columns::find(&c, cols).is_some()) {
+            return Ok(*s);
+        }
+    }
+    Err(StatementError::NoHeader(
+        "of a WeChat Pay bill (交易时间, 微信订单号...), an Alipay bill (支付宝交易号...) or the POS's export (time, reference...)"
+            .into(),
+    ))
+}
+
 /// Decodes a statement: UTF-8 (with or without BOM), else GBK as Alipay and Excel write it.
 pub fn decode(bytes: &[u8]) -> Result<String, StatementError> {
     let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
@@ -671,5 +688,18 @@ mod tests {
         let e = parse(Source::Wechat, b"foo,bar\n1,2\n").unwrap_err();
         assert!(matches!(e, StatementError::NoHeader(_)), "{e}");
         assert!(e.to_string().contains("微信订单号"));
+    }
+
+    #[test]
+    fn the_layout_is_told_by_its_header() {
+        let wechat = "微信支付账单\n交易时间,公众账号ID,商户号,微信订单号,商户订单号,交易状态,应结订单金额,微信退款单号,商户退款单号,退款金额,订单金额\n";
+        assert_eq!(detect(wechat.as_bytes()), Ok(Source::Wechat));
+        let (alipay, _, _) = encoding_rs::GBK.encode(
+            "#支付宝业务明细查询\n支付宝交易号,商户订单号,业务类型,完成时间,订单金额（元）,退款批次号/请求号\n",
+        );
+        assert_eq!(detect(&alipay), Ok(Source::Alipay));
+        let pos = "time,reference,op,status,channel,pay_no,original,amount_fen\n";
+        assert_eq!(detect(pos.as_bytes()), Ok(Source::Pos));
+        assert!(matches!(detect(b"foo,bar\n"), Err(StatementError::NoHeader(_))));
     }
 }
