@@ -125,7 +125,7 @@ pub fn config(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if let Some(p) = given {
         return Ok(p);
     }
-    let candidates = installed_configs();
+    let candidates = hisbridge_core::config::installed_candidates();
     for c in &candidates {
         if c.is_file() {
             tracing::debug!(config = %c.display(), "config found without --config");
@@ -141,27 +141,6 @@ pub fn config(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
         ),
     )
     .into())
-}
-
-#[cfg(windows)]
-fn installed_configs() -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let hklm = winreg::RegKey::predef(winreg::enums::HKEY_LOCAL_MACHINE);
-    if let Ok(k) = hklm.open_subkey("Software\\HISBridge") {
-        if let Ok(v) = k.get_value::<String, _>("ConfigFile") {
-            if !v.trim().is_empty() {
-                out.push(PathBuf::from(v.trim()));
-            }
-        }
-    }
-    let program_data = std::env::var_os("ProgramData").map(PathBuf::from).unwrap_or_else(|| "C:\\ProgramData".into());
-    out.push(program_data.join("HISBridge").join("hisbridge.toml"));
-    out
-}
-
-#[cfg(not(windows))]
-fn installed_configs() -> Vec<PathBuf> {
-    vec![PathBuf::from("/etc/hisbridge/hisbridge.toml")]
 }
 
 #[cfg(test)]

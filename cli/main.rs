@@ -3,6 +3,7 @@
 mod check;
 mod demo;
 mod driver;
+mod eventlog;
 mod exit;
 mod poscheck;
 mod report;
@@ -288,40 +289,44 @@ fn init_logging() {
         .init();
 }
 
-/// Logs to a file (the service has no console): appended, moved to `.1` beyond 5 MB at start.
-#[cfg_attr(not(windows), allow(dead_code))]
-pub fn init_file_logging(path: &std::path::Path) {
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
+/// Logs to the log folder's `<name>.log` (rolled over by day and size, `hisbridge_core::logs`),
+/// and to stderr as well with `also_stderr` (`hisbridge run` under a terminal or systemd). When
+/// the file cannot be opened, stderr alone, saying why.
+pub fn init_file_logging(logs: &hisbridge_core::config::Logs, name: &str, also_stderr: bool) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = || tracing_subscriber::EnvFilter::try_from_env("HISBRIDGE_LOG").unwrap_or_else(|_| "info".into());
+    use tracing_subscriber::Layer;
+    fn stderr<S>() -> impl tracing_subscriber::Layer<S>
+    where
+        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        tracing_subscriber::fmt::layer()
+            .with_timer(LocalTime)
+            .with_ansi(colour())
+            .with_writer(std::io::stderr)
+            .with_filter(tracing_subscriber::EnvFilter::try_from_env("HISBRIDGE_LOG").unwrap_or_else(|_| "info".into()))
     }
-    if std::fs::metadata(path).map(|m| m.len() > 5_000_000).unwrap_or(false) {
-        let _ = std::fs::rename(path, path.with_extension("log.1"));
-    }
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HISBRIDGE_LOG").unwrap_or_else(|_| "info".into());
-    match std::fs::OpenOptions::new().create(true).append(true).open(path) {
+    match hisbridge_core::logs::LogFile::open(logs, name) {
         Ok(f) => {
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(filter)
+            let file = tracing_subscriber::fmt::layer()
                 .with_timer(LocalTime)
                 .with_ansi(false)
                 .with_writer(std::sync::Mutex::new(f))
-                .try_init();
+                .with_filter(filter());
+            let _ = tracing_subscriber::registry().with(file).with(also_stderr.then(stderr)).try_init();
         }
-        Err(_) => {
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_timer(LocalTime)
-                .with_ansi(colour())
-                .with_writer(std::io::stderr)
-                .try_init();
+        Err(e) => {
+            let _ = tracing_subscriber::registry().with(stderr()).try_init();
+            tracing::warn!("cannot write the log file in {}: {e}", logs.folder.display());
         }
     }
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    // The service logs to its file, set up once its config is read.
-    if !matches!(cli.cmd, Cmd::Service { cmd: service::ServiceCmd::Run { .. } }) {
+    // The service and `run` log to their files, set up once their config is read.
+    if !matches!(cli.cmd, Cmd::Service { cmd: service::ServiceCmd::Run { .. } } | Cmd::Run { .. }) {
         init_logging();
     }
     match dispatch(cli.cmd) {
@@ -413,6 +418,7 @@ fn journal(cmd: JournalCmd) -> Result<()> {
 
 fn run(config: PathBuf) -> Result<()> {
     let cfg = Config::load(&config)?;
+    init_file_logging(&cfg.logs, "hisbridge-run", true);
     let key = keyfile::load(&cfg.key_file)?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {

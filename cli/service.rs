@@ -58,6 +58,12 @@ pub fn main(cmd: ServiceCmd) -> Result<()> {
     imp::main(cmd)
 }
 
+/// Installs the service (and starts it with `start`); the lines say what was set.
+#[cfg(windows)]
+pub fn install(config: &std::path::Path, start: bool) -> Result<Vec<String>> {
+    imp::install(config, start)
+}
+
 #[cfg(windows)]
 mod imp {
     use std::ffi::OsString;
@@ -83,7 +89,12 @@ mod imp {
 
     pub fn main(cmd: ServiceCmd) -> Result<()> {
         match cmd {
-            ServiceCmd::Install { config, start } => install(&config.path()?, start),
+            ServiceCmd::Install { config, start } => {
+                for line in install(&config.path()?, start)? {
+                    println!("{line}");
+                }
+                Ok(())
+            }
             ServiceCmd::Uninstall => uninstall(),
             ServiceCmd::Start => {
                 open(ServiceAccess::START)?.start::<&str>(&[]).context("start the service")?;
@@ -126,7 +137,8 @@ mod imp {
         bail!("{NAME} did not reach {state:?} within 30 s")
     }
 
-    fn install(config: &Path, start: bool) -> Result<()> {
+    /// Installs the service; the lines say what was set (for the console and setup.log).
+    pub fn install(config: &Path, start: bool) -> Result<Vec<String>> {
         let config = std::path::absolute(config)?;
         Config::load(&config).with_context(|| format!("check {} before installing the service", config.display()))?;
         let mgr = manager(ServiceManagerAccess::CONNECT | ServiceManagerAccess::CREATE_SERVICE)?;
@@ -146,35 +158,48 @@ mod imp {
             .create_service(&info, ServiceAccess::CHANGE_CONFIG | ServiceAccess::START)
             .context("create the service (already installed? `hisbridge service uninstall` first)")?;
         let _ = svc.set_description(DESCRIPTION);
-        recovery(&svc)?;
-        println!("{NAME} installed (delayed automatic start, restarted after a failure)");
+        let mut lines = vec![format!("{NAME} installed (automatic start)")];
+        lines.push(match crate::eventlog::register() {
+            Ok(()) => format!("{NAME} writes to the Application event log (source {})", crate::eventlog::SOURCE),
+            Err(e) => format!("WARNING event log source {} not registered: {e}", crate::eventlog::SOURCE),
+        });
+        lines.extend(recovery(&svc).into_iter().map(|l| format!("{NAME} {l}")));
         if start {
             svc.start::<&str>(&[]).context("start the service")?;
             wait_for(ServiceState::Running)?;
         }
-        Ok(())
+        Ok(lines)
     }
 
     /// A crashed or failed service comes back: restarted after 10 s, 30 s, then 60 s, the count
     /// reset after a day without failure; also when it stops with an error (a config it cannot
     /// load) rather than crashing. Started after boot's rush (delayed automatic start), so the
-    /// POS's USB driver and the network are up.
-    pub fn recovery(svc: &windows_service::service::Service) -> Result<()> {
+    /// POS's USB driver and the network are up. Each setting that the service manager refuses
+    /// is said (Wine, for one, knows neither the failure flag nor the delayed start) and the
+    /// service stays installed.
+    pub fn recovery(svc: &windows_service::service::Service) -> Vec<String> {
         use windows_service::service::{
             ServiceAction, ServiceActionType, ServiceFailureActions, ServiceFailureResetPeriod,
         };
         let restart =
             |secs| ServiceAction { action_type: ServiceActionType::Restart, delay: Duration::from_secs(secs) };
-        svc.update_failure_actions(ServiceFailureActions {
-            reset_period: ServiceFailureResetPeriod::After(Duration::from_secs(24 * 3600)),
-            reboot_msg: None,
-            command: None,
-            actions: Some(vec![restart(10), restart(30), restart(60)]),
-        })
-        .context("set the service's recovery actions")?;
-        svc.set_failure_actions_on_non_crash_failures(true).context("recovery on failures that are not crashes")?;
-        svc.set_delayed_auto_start(true).context("delayed automatic start")?;
-        Ok(())
+        let said = |what: &str, r: windows_service::Result<()>| match r {
+            Ok(()) => what.to_string(),
+            Err(e) => format!("WARNING {what} not set: {e}"),
+        };
+        vec![
+            said(
+                "recovery: restart after 10 s, 30 s, then 60 s (reset after a day)",
+                svc.update_failure_actions(ServiceFailureActions {
+                    reset_period: ServiceFailureResetPeriod::After(Duration::from_secs(24 * 3600)),
+                    reboot_msg: None,
+                    command: None,
+                    actions: Some(vec![restart(10), restart(30), restart(60)]),
+                }),
+            ),
+            said("recovery also when it stops with an error", svc.set_failure_actions_on_non_crash_failures(true)),
+            said("delayed automatic start", svc.set_delayed_auto_start(true)),
+        ]
     }
 
     fn status_of(json: bool) -> Result<()> {
@@ -237,7 +262,9 @@ mod imp {
 
     fn service_main(_args: Vec<OsString>) {
         if let Err(e) = serve() {
-            tracing::error!("service stopped: {e:#}");
+            let m = crate::exit::message(&e);
+            tracing::error!("service stopped: {m}");
+            crate::eventlog::write(crate::eventlog::Event::Failed, &format!("HIS Bridge service stopped: {m}"));
         }
     }
 
@@ -266,8 +293,20 @@ mod imp {
         })?;
         let config = CONFIG.get().cloned().unwrap_or_default();
         let started = (|| -> Result<_> {
-            let cfg = Config::load(&config)?;
-            crate::init_file_logging(&cfg.data_dir.join("logs").join("hisbridge-service.log"));
+            let cfg = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    // Not readable: the log goes to the logs folder beside it, with the reason.
+                    let dir = config.parent().unwrap_or(Path::new("."));
+                    crate::init_file_logging(
+                        &hisbridge_core::config::Logs::of_data_dir(dir),
+                        "hisbridge-service",
+                        false,
+                    );
+                    return Err(e.into());
+                }
+            };
+            crate::init_file_logging(&cfg.logs, "hisbridge-service", false);
             let key = keyfile::load(&cfg.key_file)?;
             let bridge = rt.block_on(async { Bridge::start_as(&cfg, key, "service") })?;
             tracing::info!(config = %config.display(), port = cfg.pos.port, "HIS Bridge service running");
@@ -276,7 +315,12 @@ mod imp {
         let bridge = match started {
             Ok(b) => b,
             Err(e) => {
-                tracing::error!("cannot start: {e:#}");
+                let m = crate::exit::message(&e);
+                tracing::error!("cannot start: {m}");
+                crate::eventlog::write(
+                    crate::eventlog::Event::Failed,
+                    &format!("HIS Bridge service cannot start ({}): {m}", config.display()),
+                );
                 // ERROR_SERVICE_SPECIFIC_ERROR-like exit so the event log shows a failure.
                 handle.set_service_status(status(ServiceState::Stopped, ServiceControlAccept::empty(), 1066))?;
                 return Err(e);
@@ -287,8 +331,32 @@ mod imp {
             ServiceControlAccept::STOP | ServiceControlAccept::SHUTDOWN,
             0,
         ))?;
+        crate::eventlog::write(
+            crate::eventlog::Event::Started,
+            &format!("HIS Bridge service running (config {})", config.display()),
+        );
+        // Every attention state, and its end, in the event log too.
+        let mut notices = bridge.notices.subscribe();
+        rt.spawn(async move {
+            use hisbridge_core::engine::Notice;
+            loop {
+                match notices.recv().await {
+                    Ok(Notice::Attention { what, detail }) => crate::eventlog::write(
+                        crate::eventlog::Event::Attention,
+                        &format!("HIS Bridge needs attention ({}): {detail}", what.as_str()),
+                    ),
+                    Ok(Notice::Resolved(what)) => crate::eventlog::write(
+                        crate::eventlog::Event::Resolved,
+                        &format!("HIS Bridge: {} is in order again", what.as_str()),
+                    ),
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => break,
+                }
+            }
+        });
         rt.block_on(async { stop_rx.recv().await });
         tracing::info!("HIS Bridge service stopping");
+        crate::eventlog::write(crate::eventlog::Event::Stopped, "HIS Bridge service stopped");
         handle.set_service_status(status(ServiceState::StopPending, ServiceControlAccept::empty(), 0))?;
         drop(bridge);
         rt.shutdown_timeout(Duration::from_secs(5));

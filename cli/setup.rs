@@ -57,6 +57,13 @@ pub struct SetupCli {
     /// Which build goes there: `x86` (32-bit HIS programs, the default) or `x64`.
     #[arg(long)]
     his_dll_arch: Option<String>,
+    /// A roll-out table (CSV, one row per PC: computer, device_id, terminals, port...): this PC's
+    /// row fills the values not given here.
+    #[arg(long, value_name = "CSV")]
+    pc_table: Option<String>,
+    /// The computer name to look up in `--pc-table` (default: this PC's).
+    #[arg(long)]
+    computer: Option<String>,
 }
 
 /// Copies `sdk\<arch>\hisbridge_client.dll` from beside this program into `dir`.
@@ -102,14 +109,25 @@ pub fn run(a: SetupCli) -> Result<()> {
             remove_service(&mut lines)?;
             return Ok(());
         }
+        // This PC's row of the roll-out table fills what the command line leaves out.
+        let pc = match some(a.pc_table) {
+            Some(table) => {
+                let bytes = std::fs::read(&table).map_err(|e| anyhow::anyhow!("pc table {table}: {e}"))?;
+                let computer = some(a.computer).unwrap_or_else(setup::computer_name);
+                let v = setup::per_pc(&bytes, &computer).map_err(|e| anyhow::anyhow!("{table}: {e}"))?;
+                lines.push(format!("values for {computer} from {table}"));
+                v
+            }
+            None => setup::PcValues::default(),
+        };
         let args = SetupArgs {
             data_dir: data_dir.clone(),
-            port: some(a.port),
-            transport: some(a.transport),
-            baud: number(a.baud, "baud")?,
-            device_id: some(a.device_id),
-            terminals: some(a.terminals),
-            socket_port: number(a.socket_port, "socket port")?,
+            port: some(a.port).or(pc.port),
+            transport: some(a.transport).or(pc.transport),
+            baud: number(some(a.baud).or(pc.baud), "baud")?,
+            device_id: some(a.device_id).or(pc.device_id),
+            terminals: some(a.terminals).or(pc.terminals),
+            socket_port: number(some(a.socket_port).or(pc.socket_port), "socket port")?,
             key_file: some(a.key_file).map(PathBuf::from),
         };
         let report = setup::run(&args)?;
@@ -184,11 +202,7 @@ fn service_after_setup(config: &std::path::Path, ready: bool, install: bool, lin
         .unwrap_or(false);
     if !installed {
         if install {
-            crate::service::main(ServiceCmd::Install {
-                config: crate::ConfigArg { config: Some(config.to_path_buf()) },
-                start: ready,
-            })
-            .context("install the service")?;
+            lines.extend(crate::service::install(config, ready).context("install the service")?);
             lines.push(format!(
                 "service {NAME} installed{}",
                 if ready { " and started" } else { "; it starts once the config is complete and a key is imported" }
@@ -199,7 +213,7 @@ fn service_after_setup(config: &std::path::Path, ready: bool, install: bool, lin
     if ready {
         match crate::service::main(ServiceCmd::Start) {
             Ok(()) => lines.push(format!("service {NAME} started")),
-            Err(e) => lines.push(format!("service {NAME} not started: {e:#}")),
+            Err(e) => lines.push(format!("service {NAME} not started: {}", crate::exit::message(&e))),
         }
     } else {
         lines.push(format!("service {NAME} installed; not started until the config is complete"));

@@ -163,15 +163,8 @@ fn diagnostics_archive_has_what_support_needs_and_no_key() {
     std::fs::create_dir_all(&logs).unwrap();
     std::fs::write(logs.join("hisbridge.log"), "2026-11-26 INFO POS connected\n").unwrap();
     let out = h.dir.path().join("diag.zip");
-    let (ok, text) = hisbridge(&[
-        "diag",
-        "-c",
-        cfg.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--logs",
-        logs.to_str().unwrap(),
-    ]);
+    // The data folder's log folder is taken without --logs.
+    let (ok, text) = hisbridge(&["diag", "-c", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert!(ok, "{text}");
     let mut zip = zip::ZipArchive::new(std::fs::File::open(&out).unwrap()).unwrap();
     let mut names: Vec<String> = zip.file_names().map(String::from).collect();
@@ -379,6 +372,10 @@ fn run_stops_gracefully_on_sigterm() {
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert!(status.success(), "{status:?}: {err}");
     assert!(err.contains("stopping (SIGTERM)"), "{err}");
+    // The same lines in the data folder's log folder, without colour escapes.
+    let log = std::fs::read_to_string(h.dir.path().join("run/logs/hisbridge-run.log")).unwrap();
+    assert!(log.contains("HIS Bridge running") && log.contains("stopping (SIGTERM)"), "{log}");
+    assert!(!log.contains('\x1b'), "{log}");
 }
 
 /// Every option of every command says what it is for (`--help`), and the internal `service run`
@@ -593,4 +590,36 @@ fn a_failure_is_said_once_with_its_cause_once() {
     assert_eq!(err.matches("/nonexistent.key").count(), 1, "{err}");
     let log = std::fs::read_to_string(d.path().join("s/logs/setup.log")).unwrap();
     assert!(log.contains("FAILED"), "the setup log keeps the failure: {log}");
+}
+
+/// A roll-out table: each PC takes its own row, the command line wins over it, and a PC with no
+/// row is refused rather than given another's POS.
+#[test]
+fn setup_takes_this_pcs_row_of_a_roll_out_table() {
+    let d = tempfile::tempdir().unwrap();
+    let table = d.path().join("pcs.csv");
+    std::fs::write(
+        &table,
+        "computer,DEVICEID,terminals,POSPORT\nCASHIER-01,POS-0001,W01;W02,COM5\nCASHIER-02,POS-0002,W03,COM6\n",
+    )
+    .unwrap();
+    let table = table.to_str().unwrap();
+    let setup = |dir: &str, extra: &[&str]| {
+        let data = d.path().join(dir);
+        let mut args = vec!["setup", "--data-dir", data.to_str().unwrap(), "--no-acl", "--pc-table", table];
+        args.extend_from_slice(extra);
+        let (code, out, err) = hisbridge_env(&args, &[]);
+        (code, out, err, std::fs::read_to_string(data.join("hisbridge.toml")).unwrap_or_default())
+    };
+    let (code, out, err, cfg) = setup("a", &["--computer", "cashier-02"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(cfg.contains("device_id = \"POS-0002\"") && cfg.contains("port = \"COM6\""), "{cfg}");
+    assert!(cfg.contains("terminals = [\"W03\"]"), "{cfg}");
+    let (code, out, err, cfg) = setup("b", &["--computer", "CASHIER-01", "--port", "COM9"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(cfg.contains("port = \"COM9\"") && cfg.contains("terminals = [\"W01\", \"W02\"]"), "{cfg}");
+    let (code, out, err, cfg) = setup("c", &["--computer", "CASHIER-07"]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(err.contains("CASHIER-07") && err.contains("no row"), "{err}");
+    assert!(!cfg.contains("POS-000"), "nothing of another PC's: {cfg}");
 }

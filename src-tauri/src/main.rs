@@ -90,11 +90,36 @@ fn config_path() -> PathBuf {
     if let Some(p) = std::env::var_os("HISBRIDGE_CONFIG") {
         return p.into();
     }
-    if cfg!(windows) {
-        let base = std::env::var_os("ProgramData").map(PathBuf::from).unwrap_or_else(|| "C:\\ProgramData".into());
-        base.join("HISBridge").join("hisbridge.toml")
-    } else {
-        PathBuf::from("/etc/hisbridge/hisbridge.toml")
+    // The installed one (registry, ProgramData), as the command line finds it.
+    let candidates = hisbridge_core::config::installed_candidates();
+    candidates.iter().find(|c| c.is_file()).or(candidates.last()).cloned().unwrap_or_else(|| "hisbridge.toml".into())
+}
+
+/// The tray app's log file when it is in the data folder's log folder (with the service's and
+/// the MSI's); `None` when it logs in the user's own log folder instead, where the data folder's
+/// is not writable for the cashier (beside a service, which keeps its folder to itself).
+static TRAY_LOG: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+fn tray_log_target(cfg_path: &std::path::Path) -> tauri_plugin_log::Target {
+    use tauri_plugin_log::{Target, TargetKind};
+    let logs = Config::load(cfg_path).map(|c| c.logs).unwrap_or_else(|_| {
+        hisbridge_core::config::Logs::of_data_dir(cfg_path.parent().unwrap_or(std::path::Path::new(".")))
+    });
+    match hisbridge_core::logs::LogFile::open(&logs, "hisbridge-tray") {
+        Ok(f) => {
+            let _ = TRAY_LOG.set(f.path().to_path_buf());
+            let out: Box<dyn std::io::Write + Send> = Box::new(f);
+            Target::new(TargetKind::Dispatch(tauri_plugin_log::fern::Dispatch::new().chain(out)))
+        }
+        Err(_) => Target::new(TargetKind::LogDir { file_name: Some("hisbridge".into()) }),
+    }
+}
+
+/// Where the tray app's own log is.
+fn tray_log(app: &AppHandle) -> Result<PathBuf, String> {
+    match TRAY_LOG.get() {
+        Some(p) => Ok(p.clone()),
+        None => Ok(app.path().app_log_dir().map_err(|e| e.to_string())?.join("hisbridge.log")),
     }
 }
 
@@ -713,8 +738,8 @@ fn read_log(app: AppHandle, state: tauri::State<'_, AppState>, lines: Option<usi
     // Beside the service, its log is the one that tells what happened to the payments.
     let service = state.status.lock().expect("status").service.is_some();
     let file = match (service, config_of(&state)) {
-        (true, Ok(cfg)) => cfg.data_dir.join("logs").join("hisbridge-service.log"),
-        _ => app.path().app_log_dir().map_err(|e| e.to_string())?.join("hisbridge.log"),
+        (true, Ok(cfg)) => cfg.logs.folder.join("hisbridge-service.log"),
+        _ => tray_log(&app)?,
     };
     let text = std::fs::read_to_string(&file).unwrap_or_default();
     let n = lines.unwrap_or(300);
@@ -754,7 +779,11 @@ fn diagnostics(app: &AppHandle, state: &AppState) -> Result<String, String> {
         "open_orders": state.open.lock().expect("open").len(),
         "ports": list_ports().into_iter().map(|p| format!("{} [{}] {}", p.value, p.transport.as_str(), p.detail)).collect::<Vec<_>>(),
     });
-    let log_dir = app.path().app_log_dir().ok();
+    // The data folder's log folder always; the user's own one too, when the tray app logs there.
+    let log_dir = match TRAY_LOG.get() {
+        Some(_) => None,
+        None => app.path().app_log_dir().ok(),
+    };
     hisbridge_core::diag::write_archive(&cfg, &state.config_path, log_dir.as_deref(), &status, 7, &out)
         .map_err(|e| e.to_string())?;
     Ok(out.display().to_string())
@@ -1037,10 +1066,7 @@ async fn follow(app: AppHandle, mut link: tokio::sync::watch::Receiver<PosStatus
 
 fn main() {
     let log = tauri_plugin_log::Builder::new()
-        .targets([
-            tauri_plugin_log::Target::new(tauri_plugin_log::TargetKind::Stdout),
-            tauri_plugin_log::Target::new(tauri_plugin_log::TargetKind::LogDir { file_name: Some("hisbridge".into()) }),
-        ])
+        .targets([tauri_plugin_log::Target::new(tauri_plugin_log::TargetKind::Stdout), tray_log_target(&config_path())])
         .level(log::LevelFilter::Info)
         // The D-Bus library's handshake and the webview's internals are not the cashier's log.
         .level_for("zbus", log::LevelFilter::Warn)

@@ -44,7 +44,37 @@ pub struct RawConfig {
     pub notifications: RawNotify,
     #[serde(default)]
     pub policy: RawPolicy,
+    #[serde(default)]
+    pub logs: RawLogs,
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLogs {
+    pub folder: Option<PathBuf>,
+    pub max_kb: Option<u64>,
+    pub keep: Option<u64>,
+}
+
+/// Where the log files go and how long they last (`[logs]`, [`crate::logs`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logs {
+    pub folder: PathBuf,
+    /// A log file is rolled over at this size (and at local midnight).
+    pub max_bytes: u64,
+    /// How many rolled-over files of each log are kept.
+    pub keep: usize,
+}
+
+impl Logs {
+    /// The logs of a data folder with the defaults: what is used before a config is read.
+    pub fn of_data_dir(data_dir: &Path) -> Self {
+        Logs { folder: data_dir.join("logs"), max_bytes: DEFAULT_LOG_KB * 1024, keep: DEFAULT_LOG_KEEP as usize }
+    }
+}
+
+pub const DEFAULT_LOG_KB: u64 = 10 * 1024;
+pub const DEFAULT_LOG_KEEP: u64 = 14;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -219,9 +249,32 @@ pub struct Config {
     pub pos: PosSettings,
     pub timeouts: Timeouts,
     pub intake: Intake,
+    pub logs: Logs,
 }
 
 pub const DEFAULT_BAUD: u32 = 115_200;
+
+/// Where an installed bridge's config is, in the order it is looked for (docs/install.md §8):
+/// on Windows the registry's `HKLM\Software\HISBridge\ConfigFile` (written by the MSI), then
+/// `%ProgramData%\HISBridge\hisbridge.toml`; on Linux `/etc/hisbridge/hisbridge.toml`.
+pub fn installed_candidates() -> Vec<PathBuf> {
+    #[cfg(windows)]
+    {
+        let mut out = Vec::new();
+        let hklm = winreg::RegKey::predef(winreg::enums::HKEY_LOCAL_MACHINE);
+        if let Ok(v) = hklm.open_subkey("Software\\HISBridge").and_then(|k| k.get_value::<String, _>("ConfigFile")) {
+            if !v.trim().is_empty() {
+                out.push(PathBuf::from(v.trim()));
+            }
+        }
+        let program_data =
+            std::env::var_os("ProgramData").map(PathBuf::from).unwrap_or_else(|| "C:\\ProgramData".into());
+        out.push(program_data.join("HISBridge").join("hisbridge.toml"));
+        out
+    }
+    #[cfg(not(windows))]
+    vec![PathBuf::from("/etc/hisbridge/hisbridge.toml")]
+}
 
 impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -277,6 +330,13 @@ impl Config {
             }
             Ok(Duration::from_millis(v))
         };
+        let range = |v: Option<u64>, d: u64, name: &'static str, lo: u64, hi: u64| -> Result<u64, ConfigError> {
+            let v = v.unwrap_or(d);
+            if !(lo..=hi).contains(&v) {
+                return Err(field(name, format!("{v} is outside {lo}..={hi}")));
+            }
+            Ok(v)
+        };
         let socket = match raw.socket.port {
             None => None,
             Some(0) => return Err(field("socket.port", "must be 1..=65535")),
@@ -313,7 +373,13 @@ impl Config {
             link: n.link.unwrap_or(true),
             rejected: n.rejected.unwrap_or(true),
         };
+        let logs = Logs {
+            folder: under(raw.logs.folder, "logs"),
+            max_bytes: range(raw.logs.max_kb, DEFAULT_LOG_KB, "logs.max_kb", 64, 1024 * 1024)? * 1024,
+            keep: range(raw.logs.keep, DEFAULT_LOG_KEEP, "logs.keep", 1, 365)? as usize,
+        };
         Ok(Config {
+            logs,
             notify,
             reconciliation,
             socket,

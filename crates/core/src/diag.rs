@@ -35,11 +35,13 @@ fn is_log_name(name: &str) -> bool {
     lower.ends_with(".log") || lower.contains(".log.")
 }
 
-/// Writes `out` (a .zip). `log_dir`, when given, contributes its newest files up to 20 MB.
+/// Writes `out` (a .zip). The log folder (`[logs] folder`) and `extra_logs`, when given (the
+/// tray app's own folder where it cannot write the data folder's), contribute their newest files
+/// up to 20 MB in all.
 pub fn write_archive(
     cfg: &Config,
     config_path: &Path,
-    log_dir: Option<&Path>,
+    extra_logs: Option<&Path>,
     status: &Status,
     days: i64,
     out: &Path,
@@ -143,44 +145,61 @@ pub fn write_archive(
         add(&mut zip, "journal/rejects.csv", rejects.as_bytes())?;
     }
 
-    if let Some(dir) = log_dir {
+    let mut dirs: Vec<(PathBuf, String)> = vec![(cfg.logs.folder.clone(), "logs".into())];
+    if let Some(extra) = extra_logs {
+        let same =
+            std::fs::canonicalize(extra).ok().is_some_and(|e| std::fs::canonicalize(&cfg.logs.folder).ok() == Some(e));
+        if !same {
+            dirs.push((extra.to_path_buf(), "logs/more".into()));
+        }
+    }
+    {
         // Log files only, whatever folder is named: never the key, the journal or this archive.
         let never: Vec<PathBuf> = [cfg.key_file.clone(), cfg.journal.clone(), out.to_path_buf()]
             .iter()
             .filter_map(|p| std::fs::canonicalize(p).ok())
             .collect();
         let key_bytes = std::fs::read(&cfg.key_file).ok().filter(|b| b.len() >= 16);
-        let mut logs: Vec<(std::time::SystemTime, PathBuf, u64)> = std::fs::read_dir(dir)
-            .map(|rd| {
-                rd.flatten()
-                    .filter_map(|e| {
-                        let m = e.metadata().ok()?;
-                        if !m.is_file() || !is_log_name(&e.file_name().to_string_lossy()) {
-                            return None;
-                        }
-                        let real = std::fs::canonicalize(e.path()).ok()?;
-                        if never.iter().any(|n| real == *n || real.to_string_lossy().starts_with(&*n.to_string_lossy()))
-                        {
-                            return None;
-                        }
-                        Some((m.modified().ok()?, e.path(), m.len()))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut logs: Vec<(std::time::SystemTime, PathBuf, u64, &str)> = Vec::new();
+        for (dir, prefix) in &dirs {
+            logs.extend(std::fs::read_dir(dir).into_iter().flat_map(|rd| {
+                rd.flatten().filter_map(|e| {
+                    let m = e.metadata().ok()?;
+                    if !m.is_file() || !is_log_name(&e.file_name().to_string_lossy()) {
+                        return None;
+                    }
+                    let real = std::fs::canonicalize(e.path()).ok()?;
+                    if never.iter().any(|n| real == *n || real.to_string_lossy().starts_with(&*n.to_string_lossy())) {
+                        return None;
+                    }
+                    Some((m.modified().ok()?, e.path(), m.len(), prefix.as_str()))
+                })
+            }));
+        }
         logs.sort_by_key(|l| std::cmp::Reverse(l.0));
         let mut total = 0;
-        for (_, path, len) in logs {
+        // The log folder's files are `logs/<name>`; another folder's too, unless the log folder
+        // has a file of that name (then `logs/more/<name>`).
+        let primary: std::collections::HashSet<String> = logs
+            .iter()
+            .filter(|l| l.3 == "logs")
+            .filter_map(|l| l.1.file_name().and_then(|n| n.to_str()).map(String::from))
+            .collect();
+        for (_, path, len, prefix) in logs {
             if total + len > MAX_LOG_BYTES {
-                break;
+                continue;
             }
-            total += len;
             if let Ok(bytes) = std::fs::read(&path) {
                 // A copy of the key under a log's name is left out too.
                 if key_bytes.as_ref().is_some_and(|k| bytes.windows(k.len()).any(|w| w == k.as_slice())) {
                     continue;
                 }
-                let name = format!("logs/{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("log"));
+                total += len;
+                let file = path.file_name().and_then(|n| n.to_str()).unwrap_or("log");
+                let name = match prefix == "logs" || !primary.contains(file) {
+                    true => format!("logs/{file}"),
+                    false => format!("{prefix}/{file}"),
+                };
                 add(&mut zip, &name, &bytes)?;
             }
         }

@@ -14,6 +14,7 @@ pub mod instance;
 pub mod intake;
 pub mod journal;
 pub mod lifecycle;
+pub mod logs;
 pub mod pos;
 pub mod recon;
 pub mod settings;

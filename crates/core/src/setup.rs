@@ -54,6 +54,90 @@ pub const KEY_NAME: &str = "hisbridge.key";
 /// Folders under the data folder (the config's defaults), plus the logs folder.
 pub const SUBFOLDERS: [&str; 7] = ["inbox", "outbox", "work", "archive", "error", "reconciliation", "logs"];
 
+/// One PC's values from a roll-out table (docs/install.md §2 "Many PCs"): a CSV file with a
+/// `computer` column and any of `device_id`, `terminals`, `port`, `transport`, `baud`,
+/// `socket_port` (or the MSI's property names: `DEVICEID`, `POSPORT`...), one row per PC.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PcValues {
+    pub port: Option<String>,
+    pub transport: Option<String>,
+    pub baud: Option<String>,
+    pub device_id: Option<String>,
+    pub terminals: Option<String>,
+    pub socket_port: Option<String>,
+}
+
+/// The row of `table` (UTF-8, with or without BOM, or GBK as Excel saves it; comma- or
+/// semicolon-separated) for `computer` (case does not matter). A column the table does not know,
+/// two rows for one PC, or no row for this PC is an error: a PC never installs with another's
+/// POS.
+pub fn per_pc(table: &[u8], computer: &str) -> Result<PcValues, SetupError> {
+    let bad = |reason: String| SetupError::Property { field: "pc table".into(), reason };
+    let text = crate::statement::decode(table).map_err(|e| bad(e.to_string()))?;
+    let first = text.lines().next().unwrap_or_default();
+    let delimiter = if first.contains(';') && !first.contains(',') { b';' } else { b',' };
+    let mut rd = csv::ReaderBuilder::new().delimiter(delimiter).trim(csv::Trim::All).from_reader(text.as_bytes());
+    let headers = rd.headers().map_err(|e| bad(e.to_string()))?.clone();
+    let mut columns = Vec::new();
+    for h in &headers {
+        let key = h.to_ascii_lowercase().replace(['_', ' ', '-'], "");
+        let col = match key.as_str() {
+            "computer" | "computername" | "pc" => "computer",
+            "deviceid" => "device_id",
+            "terminals" => "terminals",
+            "port" | "posport" => "port",
+            "transport" | "postransport" => "transport",
+            "baud" => "baud",
+            "socketport" => "socket_port",
+            _ => {
+                return Err(bad(format!(
+                    "column {h:?} is not one of computer, device_id, terminals, port, transport, baud, socket_port"
+                )))
+            }
+        };
+        columns.push(col);
+    }
+    let Some(at) = columns.iter().position(|c| *c == "computer") else {
+        return Err(bad("no `computer` column".into()));
+    };
+    let mut found: Option<(usize, PcValues)> = None;
+    for (i, row) in rd.records().enumerate() {
+        let line = i + 2;
+        let row = row.map_err(|e| bad(format!("line {line}: {e}")))?;
+        if !row.get(at).unwrap_or_default().eq_ignore_ascii_case(computer.trim()) {
+            continue;
+        }
+        if let Some((first, _)) = &found {
+            return Err(bad(format!("{computer} is on lines {first} and {line}")));
+        }
+        let mut v = PcValues::default();
+        for (col, cell) in columns.iter().zip(row.iter()) {
+            let cell = Some(cell.to_string()).filter(|c| !c.is_empty());
+            match *col {
+                "device_id" => v.device_id = cell,
+                // W01;W02 or W01 W02 in one cell (a comma would need quotes).
+                "terminals" => v.terminals = cell.map(|c| c.replace(';', ",")),
+                "port" => v.port = cell,
+                "transport" => v.transport = cell,
+                "baud" => v.baud = cell,
+                "socket_port" => v.socket_port = cell,
+                _ => {}
+            }
+        }
+        found = Some((line, v));
+    }
+    found.map(|(_, v)| v).ok_or_else(|| bad(format!("this PC ({computer}) has no row")))
+}
+
+/// This PC's name as Windows gives it (`COMPUTERNAME`), else the host name.
+pub fn computer_name() -> String {
+    std::env::var("COMPUTERNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
 pub fn run(a: &SetupArgs) -> Result<SetupReport, SetupError> {
     let mut report = SetupReport::default();
     let dir = &a.data_dir;
@@ -226,6 +310,26 @@ pub fn acl_commands(data_dir: &Path, his_account: Option<&str>, service: bool) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_pc_finds_its_own_row_of_the_roll_out_table() {
+        let table = "computer,DEVICEID,terminals,POSPORT\nCASHIER-01,POS-0001,W01;W02,COM5\ncashier-02,POS-0002,W03,usb:2fb8:0001\n";
+        let v = per_pc(table.as_bytes(), "cashier-01").unwrap();
+        assert_eq!(v.device_id.as_deref(), Some("POS-0001"));
+        assert_eq!(v.terminals.as_deref(), Some("W01,W02"));
+        assert_eq!(v.port.as_deref(), Some("COM5"));
+        assert_eq!(v.transport, None);
+        let v = per_pc(table.as_bytes(), "CASHIER-02").unwrap();
+        assert_eq!(v.port.as_deref(), Some("usb:2fb8:0001"));
+        // Excel's GBK with semicolons, a BOM-less header: the same values.
+        let (gbk, _, _) = encoding_rs::GBK.encode("computer;device_id;terminals\n门诊-03;POS-0003;W05\n");
+        assert_eq!(per_pc(&gbk, "门诊-03").unwrap().device_id.as_deref(), Some("POS-0003"));
+        let err = |t: &str, pc: &str| per_pc(t.as_bytes(), pc).unwrap_err().to_string();
+        assert!(err(table, "CASHIER-09").contains("CASHIER-09"), "no row: an error, not another PC's values");
+        assert!(err("computer,device\nA,B\n", "A").contains("\"device\""));
+        assert!(err("computer,device_id\nA,P1\na,P2\n", "A").contains("lines 2 and 3"));
+        assert!(err("device_id\nP1\n", "A").contains("computer"));
+    }
 
     #[test]
     fn first_install_then_upgrade_keeps_what_is_there() {

@@ -103,25 +103,21 @@ pub fn decode(bytes: &[u8]) -> Result<String, StatementError> {
     Ok(text.into_owned())
 }
 
-/// Splits one CSV line (quotes allowed), trimming WeChat's leading backtick and spaces.
+/// Splits one CSV line (RFC 4180 quoting, by the csv crate), trimming WeChat's leading backtick
+/// and spaces. The layouts' own rules (which line is the header, where the rows end) stay with
+/// their parsers.
 fn cells(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            '"' => quoted = !quoted,
-            ',' if !quoted => out.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
-        }
+    let mut rd = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .buffer_capacity(line.len() + 1)
+        .from_reader(line.as_bytes());
+    let mut rec = csv::StringRecord::new();
+    match rd.read_record(&mut rec) {
+        Ok(true) => rec.iter().map(|c| c.trim().trim_start_matches('`').trim().to_string()).collect(),
+        // An empty line, or one the csv reader cannot read: one empty cell, found by no header.
+        _ => vec![String::new()],
     }
-    out.push(cur);
-    out.into_iter().map(|c| c.trim().trim_start_matches('`').trim().to_string()).collect()
 }
 
 /// Parses `12.50`, `-3.00`, `12.5`, `12` as fen.
