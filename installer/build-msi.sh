@@ -16,6 +16,22 @@ done
 mkdir -p "$(dirname "$out")"
 wixl -a x64 -D Version="$version" -D Bin="$bin" -D Bin32="$bin32" -D Docs=docs -D Icon=src-tauri/icons/icon.ico \
   -o "$out" installer/hisbridge.wxs
+# wixl leaves the File table's Version column empty: each executable's and DLL's own file
+# version goes there, so that Windows Installer treats them as the versioned files they are.
+for row in "hisbridge.exe $bin/hisbridge.exe" "hisbridge_tray.exe $bin/hisbridge-tray.exe" \
+  "WebView2Loader.dll $bin/WebView2Loader.dll" "client32.dll $bin32/hisbridge_client.dll" \
+  "client64.dll $bin/hisbridge_client.dll"; do
+  read -r id file <<<"$row"
+  v=$(python3 scripts/pe-version.py "$file")
+  msibuild "$out" -q "UPDATE \`File\` SET \`Version\` = '$v', \`Language\` = '0' WHERE \`File\` = '$id'"
+done
+# wixl knows neither Permanent components nor expandable registry strings: the data folder's
+# record outlives an uninstall (msidbComponentAttributesPermanent, 16), and the event log's
+# message file is a REG_EXPAND_SZ ("#%" in the Registry table).
+attrs=$(msiinfo export "$out" Component | awk -F'\t' '$1 == "KeptDataDir" { print $4 }')
+msibuild "$out" -q "UPDATE \`Component\` SET \`Attributes\` = $((attrs | 16)) WHERE \`Component\` = 'KeptDataDir'"
+msgfile=$(msiinfo export "$out" Registry | awk -F'\t' '$4 == "EventMessageFile" { print $5 }' | tr -d '\r')
+msibuild "$out" -q "UPDATE \`Registry\` SET \`Value\` = '#%$msgfile' WHERE \`Name\` = 'EventMessageFile'"
 # wixl has no ShortcutProperty element: the Start menu shortcut's AppUserModelID (the tray app's
 # identifier, which Windows notifications name the app by) goes in as an MsiShortcutProperty row.
 aumid=$(python3 -c 'import json;print(json.load(open("src-tauri/tauri.conf.json"))["identifier"])')
@@ -24,7 +40,12 @@ printf 'MsiShortcutProperty\tShortcut_\tPropertyKey\tPropVariantValue\ns72\ts72\
   "$aumid" > "$idt/MsiShortcutProperty.idt"
 msibuild "$out" -i "$idt/MsiShortcutProperty.idt"
 # Install properties reach the elevated setup step in managed installs only when secure.
-secure="WIX_DOWNGRADE_DETECTED;WIX_UPGRADE_DETECTED;DATADIR;POSPORT;POSTRANSPORT;BAUD;DEVICEID;TERMINALS;SOCKETPORT;KEYFILE;HISACCOUNT;SERVICE;WINUSBDRIVER;HISDLLDIR;HISDLLARCH"
+secure="WIX_DOWNGRADE_DETECTED;WIX_UPGRADE_DETECTED;DATADIR;POSPORT;POSTRANSPORT;BAUD;DEVICEID;TERMINALS;SOCKETPORT;KEYFILE;HISACCOUNT;SERVICE;WINUSBDRIVER;HISDLLDIR;HISDLLARCH;PCTABLE"
 msibuild "$out" -q "UPDATE \`Property\` SET \`Value\` = '$secure' WHERE \`Property\` = 'SecureCustomProperties'"
 rm -rf "$idt"
+# Signed last: any change to the package after this would break the signature.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$top/target-windows}"
+source scripts/sign.sh
+sign "$out"
+verify "$out"
 ls -l "$out"

@@ -6,10 +6,12 @@
 #                                       (__stdcall) and 64-bit, exports and conventions checked
 #   scripts/build-windows.sh --all      also hisbridge.exe and hisbridge-tray.exe (release,
 #                                       stripped, version resource and icon) and the MSI
+# Every executable, DLL and the MSI is signed (scripts/sign.sh: HISBRIDGE_SIGN_PFX, else a test
+# certificate) and its signature verified.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-need=(rustc-web cargo-web rust-web-src gcc-mingw-w64-x86-64 gcc-mingw-w64-i686)
+need=(rustc-web cargo-web rust-web-src gcc-mingw-w64-x86-64 gcc-mingw-w64-i686 osslsigncode)
 [ "${1:-}" = "--all" ] && need+=(wixl msitools)
 missing=()
 for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -53,6 +55,9 @@ for dll in "$out/hisbridge_client.dll" "$out32/hisbridge_client.dll"; do
   info=$(strings -el "$dll")
   grep -qx "HIS Bridge" <<<"$info" || { echo "$dll: no version resource"; exit 1; }
 done
+source scripts/sign.sh
+sign "$out/hisbridge_client.dll" "$out32/hisbridge_client.dll"
+verify "$out/hisbridge_client.dll" "$out32/hisbridge_client.dll"
 ls -l "$out/hisbridge_client.dll" "$out32/hisbridge_client.dll"
 [ "${1:-}" = "--all" ] || exit 0
 
@@ -68,5 +73,7 @@ for exe in hisbridge.exe hisbridge-tray.exe; do
   sections=$(x86_64-w64-mingw32-objdump -h "$out/$exe")
   grep -q '\.rsrc' <<<"$sections" || { echo "$exe has no resource section"; exit 1; }
 done
+sign "$out/hisbridge.exe" "$out/hisbridge-tray.exe"
+verify "$out/hisbridge.exe" "$out/hisbridge-tray.exe"
 ls -l "$out/hisbridge.exe" "$out/hisbridge-tray.exe"
 installer/build-msi.sh

@@ -29,10 +29,13 @@ win=target-windows/x86_64-pc-windows-gnu/release
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 IFS=. read -r maj min pat <<<"$version"
 newer="$maj.$min.$((pat + 1))"
+newest="$maj.$min.$((pat + 2))"
 msi1=$D/hisbridge-$version-x64.msi
 msi2=$D/hisbridge-$newer-x64.msi
+msi3=$D/hisbridge-$newest-x64.msi
 installer/build-msi.sh "$version" "$msi1" > /dev/null
 installer/build-msi.sh "$newer" "$msi2" > /dev/null
+installer/build-msi.sh "$newest" "$msi3" > /dev/null
 
 data="$D/no-data-yet"
 pass=0
@@ -66,6 +69,16 @@ done
 grep -q "{$upgrade}" <<<"$(export_of Upgrade)" || fail "major upgrade row"
 grep -q "POSPORT;" <<<"$props" || fail "install properties not secure"
 ok "UpgradeCode $upgrade, per-machine, shortcut AUMID, Run key, setup action, major upgrade"
+# Every executable and DLL is a versioned file (its own version resource's), the old product is
+# removed before files are installed, and an earlier service is found before that removal.
+files=$(export_of File | tr -d '\r')
+for id in hisbridge.exe hisbridge_tray.exe WebView2Loader.dll client32.dll client64.dll; do
+  v=$(awk -F'\t' -v id="$id" '$1 == id { print $5 }' <<<"$files")
+  [[ "$v" =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ ]] || fail "File $id has no version ($v)"
+done
+[ "$(seq_of RemoveExistingProducts)" -lt "$(seq_of InstallFiles)" ] || fail "RemoveExistingProducts after InstallFiles"
+grep -q "ServicePresent" <<<"$(export_of AppSearch)" || fail "no search for an installed service"
+ok "executables and DLLs versioned in the File table; the old product removed before InstallFiles"
 
 # `wine reg` is the 32-bit reg.exe once Wine's i386 half is installed: it sees the registry's
 # 32-bit view. The product is 64-bit: look at (and write) the 64-bit view.
@@ -114,12 +127,24 @@ hisdir="$WINEPREFIX/drive_c/HIS"
 file "$hisdir/hisbridge_client.dll" 2>/dev/null | grep -q "PE32 executable (DLL).*80386" \
   || fail "HISDLLDIR: no 32-bit hisbridge_client.dll in C:\\HIS ($(ls "$hisdir" 2>&1))"
 ok "HISDLLDIR=C:\\HIS\\: the 32-bit DLL copied beside the HIS program"
+source scripts/sign.sh
+verify "$msi1" "$progdir/hisbridge.exe" "$progdir/hisbridge-tray.exe" "$progdir/sdk/x86/hisbridge_client.dll" \
+  "$progdir/sdk/x64/hisbridge_client.dll" "$hisdir/hisbridge_client.dll" 2>&1 | tail -3 || fail "a signature does not verify"
+ok "the MSI and every installed program and DLL carry a verified Authenticode signature"
 [ "$(reg_value 'HKLM\Software\HISBridge' Version)" = "$version" ] || fail "registry Version"
 [ "$(reg_value 'HKLM\Software\HISBridge' DataDir)" = 'C:\ProgramData\HISBridge\' ] || fail "registry DataDir: $(reg_value 'HKLM\Software\HISBridge' DataDir)"
 run=$(reg_value 'HKLM\Software\Microsoft\Windows\CurrentVersion\Run' 'HIS Bridge' || true)
 [ -n "$run" ] || run=$(wreg query 'HKLM\Software\Microsoft\Windows\CurrentVersion\Run' 2>/dev/null | tr -d '\r' | grep 'hisbridge-tray.exe' || true)
 grep -q 'hisbridge-tray.exe' <<<"$run" || fail "tray not started at logon (Run key)"
-ok "registry: Version $version, DataDir, tray at logon"
+code=$(reg_value 'HKLM\Software\HISBridge' ProductCode)
+[[ "$code" =~ ^\{[0-9A-F-]+\}$ ]] || fail "registry ProductCode: $code"
+help=$(reg_value "HKLM\\Software\\Microsoft\\Windows\\CurrentVersion\\Uninstall\\$code" HelpLink)
+[ "$help" = 'C:\Program Files\HIS Bridge\docs\install.md' ] || fail "Add/Remove Programs help link: $help"
+ok "registry: Version $version, DataDir, tray at logon, ProductCode $code, help link to the installed guide"
+evkey='HKLM\SYSTEM\CurrentControlSet\Services\EventLog\Application\HISBridge'
+grep -q 'EventLogMessages.dll' <<<"$(reg_value "$evkey" EventMessageFile)" || fail "event log source not registered: $(wreg query "$evkey" 2>&1 | tr -d '\r')"
+grep -q 'REG_EXPAND_SZ' <<<"$(wreg query "$evkey" /v EventMessageFile 2>&1)" || fail "the message file is not REG_EXPAND_SZ"
+ok "the Application event log source HISBridge registered with its message file"
 # ALLUSERS=1 puts it in the common Start menu on Windows; Wine's msi resolves ProgramMenuFolder
 # to the user's, so either is accepted here.
 lnk=$(find "$WINEPREFIX/drive_c" -path '*Start Menu/Programs/HIS Bridge/HIS Bridge.lnk' | head -1)
@@ -159,6 +184,11 @@ pay WINE0001 +12.30 folder
 ok "order WINE0001 dropped in the ProgramData inbox, paid on the simulator through COM5, result in the outbox"
 pay WINE0002 +8.60 socket
 ok "order WINE0002 over the localhost socket"
+# The installed program finds its config without --config (the registry's ConfigFile).
+wine "C:\\Program Files\\HIS Bridge\\hisbridge.exe" report --json > "$D/report-default.json" 2> "$D/report-default.log" \
+  || fail "report without --config: $(tail -3 "$D/report-default.log")"
+grep -q WINE0002 "$D/report-default.json" || fail "report without --config: $(head -5 "$D/report-default.json")"
+ok "hisbridge.exe report without --config reads the installed config"
 # The HIS as hospitals have it: a 32-bit program loading the 32-bit DLL from its own folder
 # (copied there by HISDLLDIR), and a 64-bit one loading sdk\x64's; GBK strings both ways.
 i686-w64-mingw32-dlltool -d crates/client/hisbridge_client.def -l "$D/libhb32.a" -k
@@ -191,7 +221,8 @@ done
 grep -q '"mode": "tray"' "$data/status.json" || fail "the tray app's bridge did not start: $(tail -5 "$D/tray.log")"
 pay WINE0004 +4.00 folder
 ok "hisbridge-tray.exe without WebView2: its bridge drives the POS (order WINE0004 paid)"
-traylog="$WINEPREFIX/drive_c/users/$(whoami)/AppData/Local/cn.hisbridge.tray/logs/hisbridge.log"
+# One log folder: the tray app's log is in the data folder's, with the service's and setup.log.
+traylog="$data/logs/hisbridge-tray.log"
 for _ in $(seq 100); do grep -q "the dashboard cannot open" "$traylog" 2>/dev/null && break; sleep 0.1; done
 grep -q "the dashboard cannot open" "$traylog" || fail "the missing dashboard is not reported: $(tail -5 "$traylog" 2>/dev/null)"
 ok "the dashboard that cannot open is logged and notified, payments carry on"
@@ -214,7 +245,14 @@ ok "version $newer, one product, config/key unchanged, journal kept"
 grep -q "service HISBridge installed" "$data/logs/setup.log" || fail "service not installed: $(tail -5 "$data/logs/setup.log")"
 wine "C:\\Program Files\\HIS Bridge\\hisbridge.exe" service status > "$D/svc.out" 2>&1 || true
 grep -q "Running" "$D/svc.out" || fail "service not running: $(cat "$D/svc.out")"
-ok "service HISBridge installed and running"
+# Restarted after a failure (Wine accepts the actions; it knows neither the flag for failures
+# that are not crashes nor the delayed start, and setup.log says so).
+grep -q "HISBridge recovery: restart after 10 s, 30 s, then 60 s" "$data/logs/setup.log" \
+  || fail "no recovery actions: $(grep HISBridge "$data/logs/setup.log" | tail -5)"
+svclog="$data/logs/hisbridge-service.log"
+grep -q "Application event log: HIS Bridge service running" "$svclog" \
+  || fail "the service's start is not in the event log: $(tail -5 "$svclog")"
+ok "service HISBridge installed and running, with its recovery actions; its start written to the Application event log"
 pay WINE0003 +3.00 folder
 ok "order WINE0003 paid with the service driving the POS"
 status=$(cat "$data/status.json" 2>/dev/null || true)
@@ -231,13 +269,23 @@ pay WINE0005 +5.00 socket
 ok "the tray app beside the service shows status only; the service keeps the POS (WINE0005 paid)"
 kill -- "-$tray_pid" 2>/dev/null || true
 
+echo "== upgrade to $newest without properties keeps the service"
+msiexec /i "$(winepath -w "$msi3")" /qn /l*v "$(winepath -w "$D/upgrade2.log")" || fail "upgrade exit $?"
+[ "$(reg_value 'HKLM\Software\HISBridge' Version)" = "$newest" ] || fail "registry Version after the second upgrade"
+wine "C:\\Program Files\\HIS Bridge\\hisbridge.exe" service status --json > "$D/svc2.out" 2>&1 || true
+grep -q '"state": "Running"' "$D/svc2.out" || fail "the service did not survive an upgrade without SERVICE=1: $(cat "$D/svc2.out")"
+pay WINE0006 +6.00 folder
+ok "version $newest without SERVICE=1: the service kept, running and paying (WINE0006)"
+
 echo "== downgrade refused"
 if msiexec /i "$(winepath -w "$msi1")" /qn; then fail "the older MSI installed over the newer one"; fi
-[ "$(reg_value 'HKLM\Software\HISBridge' Version)" = "$newer" ] || fail "version changed by a refused downgrade"
-ok "the $version MSI does not install over $newer"
+[ "$(reg_value 'HKLM\Software\HISBridge' Version)" = "$newest" ] || fail "version changed by a refused downgrade"
+ok "the $version MSI does not install over $newest"
 
 echo "== uninstall"
-msiexec /x "$(winepath -w "$msi2")" /qn /l*v "$(winepath -w "$D/uninstall.log")" || fail "msiexec /x exit $?"
+# By the product code the registry names, as IT finds it.
+code=$(reg_value 'HKLM\Software\HISBridge' ProductCode)
+msiexec /x "$code" /qn /l*v "$(winepath -w "$D/uninstall.log")" || fail "msiexec /x $code exit $?"
 [ ! -e "$progdir/hisbridge.exe" ] || fail "program left after uninstall"
 wreg query 'HKLM\Software\HISBridge' > /dev/null 2>&1 && fail "registry key left after uninstall"
 wreg query 'HKLM\Software\Microsoft\Windows\CurrentVersion\Run' 2>/dev/null | grep -q hisbridge && fail "Run entry left"
@@ -245,5 +293,20 @@ grep -q "service HISBridge removed" "$data/logs/setup.log" || fail "the uninstal
 if wine sc query HISBridge > "$D/sc.out" 2>&1; then fail "service left after uninstall: $(cat "$D/sc.out")"; fi
 for f in hisbridge.toml hisbridge.key journal.sqlite; do [ -s "$data/$f" ] || fail "data $f removed by uninstall"; done
 ok "program, registry, logon entry and service removed; config, key and journal kept"
+[ "$(reg_value 'HKLM\Software\HISBridge Data' DataDir)" = 'C:\ProgramData\HISBridge\' ] || fail "the kept data folder is not recorded"
+
+echo "== DATADIR without its trailing backslash, and a reinstall that finds the data kept"
+msiexec /i "$(winepath -w "$msi1")" /qn /l*v "$(winepath -w "$D/install2.log")" 'DATADIR=C:\HISData2' || fail "install with DATADIR exit $?"
+[ "$(reg_value 'HKLM\Software\HISBridge' ConfigFile)" = 'C:\HISData2\hisbridge.toml' ] \
+  || fail "DATADIR=C:\HISData2: ConfigFile $(reg_value 'HKLM\Software\HISBridge' ConfigFile)"
+grep -q 'HISData2\\hisbridge.toml' <<<"$(wreg query 'HKLM\Software\Microsoft\Windows\CurrentVersion\Run' 2>/dev/null)" \
+  || fail "the Run key does not name C:\HISData2\hisbridge.toml"
+[ -f "$WINEPREFIX/drive_c/HISData2/hisbridge.toml" ] || fail "no config in C:\HISData2"
+msiexec /x "$(winepath -w "$msi1")" /qn || fail "uninstall exit $?"
+msiexec /i "$(winepath -w "$msi1")" /qn /l*v "$(winepath -w "$D/install3.log")" || fail "reinstall exit $?"
+[ "$(reg_value 'HKLM\Software\HISBridge' DataDir)" = 'C:\HISData2\' ] \
+  || fail "the reinstall did not find the kept data folder: $(reg_value 'HKLM\Software\HISBridge' DataDir)"
+msiexec /x "$(winepath -w "$msi1")" /qn || fail "uninstall exit $?"
+ok "DATADIR=C:\HISData2 gets its backslash (registry, Run key); a reinstall without DATADIR finds the data kept"
 wineserver -k || true
 echo "wine-test: $pass passed, 0 failed"
