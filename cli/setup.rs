@@ -107,6 +107,12 @@ pub fn run(a: SetupCli) -> Result<()> {
     let result = (|| -> Result<()> {
         if a.remove_service {
             remove_service(&mut lines)?;
+            // Nothing runs the bridge any more: a status.json left behind would tell monitoring
+            // it still does.
+            let status = data_dir.join("status.json");
+            if std::fs::remove_file(&status).is_ok() {
+                lines.push(format!("{} removed (the bridge is uninstalled)", status.display()));
+            }
             return Ok(());
         }
         // This PC's row of the roll-out table fills what the command line leaves out.

@@ -292,7 +292,8 @@ wreg query 'HKLM\Software\Microsoft\Windows\CurrentVersion\Run' 2>/dev/null | gr
 grep -q "service HISBridge removed" "$data/logs/setup.log" || fail "the uninstall did not remove the service"
 if wine sc query HISBridge > "$D/sc.out" 2>&1; then fail "service left after uninstall: $(cat "$D/sc.out")"; fi
 for f in hisbridge.toml hisbridge.key journal.sqlite; do [ -s "$data/$f" ] || fail "data $f removed by uninstall"; done
-ok "program, registry, logon entry and service removed; config, key and journal kept"
+[ ! -e "$data/status.json" ] || fail "status.json left after uninstall: $(cat "$data/status.json")"
+ok "program, registry, logon entry, service and status.json removed; config, key and journal kept"
 [ "$(reg_value 'HKLM\Software\HISBridge Data' DataDir)" = 'C:\ProgramData\HISBridge\' ] || fail "the kept data folder is not recorded"
 
 echo "== DATADIR without its trailing backslash, and a reinstall that finds the data kept"

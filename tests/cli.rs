@@ -623,3 +623,15 @@ fn setup_takes_this_pcs_row_of_a_roll_out_table() {
     assert!(err.contains("CASHIER-07") && err.contains("no row"), "{err}");
     assert!(!cfg.contains("POS-000"), "nothing of another PC's: {cfg}");
 }
+
+/// The uninstall's step (`setup --remove-service`) leaves no status.json claiming a bridge runs.
+#[test]
+fn the_uninstall_step_removes_the_status_file() {
+    let (_d, cfg) = idle_data_folder();
+    let data = std::path::Path::new(&cfg).parent().unwrap();
+    std::fs::write(data.join("status.json"), r#"{"mode": "service", "link": "ready"}"#).unwrap();
+    let (code, out, err) = hisbridge_env(&["setup", "--data-dir", data.to_str().unwrap(), "--remove-service"], &[]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(!data.join("status.json").exists(), "{out}");
+    assert!(data.join("hisbridge.toml").exists() && data.join("hisbridge.key").exists(), "the data stays");
+}
