@@ -2,15 +2,19 @@
 # Screenshots of the dashboard for docs/screenshots: the real tray app under Xvfb, the POS
 # simulator on a pty, orders sent by the HIS test client. Needs: debug builds of hisbridge and
 # hisbridge-tray, Xvfb, ImageMagick (`import`; apt install imagemagick). The screen is a cashier PC's 1366x768;
-# `SCALE=1.5 scripts/screenshots.sh` takes the same shots with text at 150% (suffix -150).
+# `SCALE=1.5 scripts/screenshots.sh` takes the same shots with text at 150% (suffix -150);
+# `HIDPI=2 scripts/screenshots.sh` on a 2732x1536 screen at GDK_SCALE=2, what a 200% display
+# of the same logical size shows (suffix -200).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 out=$top/docs/screenshots
 mkdir -p "$out"
 suffix=""
+screen=1366x768
 if [ -n "${SCALE:-}" ]; then export GDK_DPI_SCALE=$SCALE; suffix="-$(awk "BEGIN { printf \"%d\", $SCALE * 100 }")"; fi
+if [ -n "${HIDPI:-}" ]; then export GDK_SCALE=$HIDPI; suffix="-${HIDPI}00"; screen="$((1366 * HIDPI))x$((768 * HIDPI))"; fi
 display=:$((90 + RANDOM % 100))
-spawn Xvfb "$display" -screen 0 1366x768x24 > "$D/xvfb.log" 2>&1
+spawn Xvfb "$display" -screen 0 "${screen}x24" > "$D/xvfb.log" 2>&1
 start_sim
 sim=${pids[-1]}
 write_config SHOT "[timeouts]" "scan_secs = 4"
