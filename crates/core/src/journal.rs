@@ -14,10 +14,26 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::lifecycle::sql_list;
 
+/// SQLite's own words once: rusqlite's text repeats them ("file is not a database: Error code
+/// 26: file is not a database"), and the error is not chained as a source for the same reason.
+fn sqlite_text(e: &rusqlite::Error) -> String {
+    match e {
+        rusqlite::Error::SqliteFailure(_, Some(message)) => message.clone(),
+        rusqlite::Error::SqliteFailure(f, None) => f.to_string(),
+        other => other.to_string(),
+    }
+}
+
+impl From<rusqlite::Error> for JournalError {
+    fn from(e: rusqlite::Error) -> Self {
+        JournalError::Sqlite(e)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    #[error("journal database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    #[error("journal database error: {}", sqlite_text(.0))]
+    Sqlite(rusqlite::Error),
     #[error("journal holds an unknown state {0:?}")]
     BadState(String),
     /// A transition the lifecycle table does not allow, or whose order is no longer in the state
@@ -1292,7 +1308,17 @@ mod tests {
             j.mark_result_written(o.id).unwrap();
         }
         j.record_reject("file:x", None, "E_DECRYPT", "junk").unwrap();
-        j.connection().trace(Some(traced));
+        j.connection()
+            .trace_v2(
+                rusqlite::trace::TraceEventCodes::SQLITE_TRACE_STMT,
+                Some(|e: rusqlite::trace::TraceEvent<'_>| {
+                    // With its parameters' values, as the plan below is asked for.
+                    if let rusqlite::trace::TraceEvent::Stmt(stmt, sql) = e {
+                        traced(&stmt.expanded_sql().unwrap_or_else(|| sql.to_string()))
+                    }
+                }),
+            )
+            .unwrap();
         TRACED.lock().unwrap().clear();
 
         // Start-up and the periodic jobs.
@@ -1338,7 +1364,9 @@ mod tests {
         j.orders_between(day, day).unwrap();
 
         let statements = std::mem::take(&mut *TRACED.lock().unwrap());
-        j.connection().trace(None);
+        j.connection()
+            .trace_v2(rusqlite::trace::TraceEventCodes::empty(), None::<fn(rusqlite::trace::TraceEvent<'_>)>)
+            .unwrap();
         assert!(statements.len() > 30, "{statements:?}");
         let mut scans = Vec::new();
         for sql in &statements {
