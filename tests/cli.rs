@@ -635,3 +635,61 @@ fn the_uninstall_step_removes_the_status_file() {
     assert!(!data.join("status.json").exists(), "{out}");
     assert!(data.join("hisbridge.toml").exists() && data.join("hisbridge.key").exists(), "the data stays");
 }
+
+/// `hisbridge run` rolls its log over while it runs: at `[logs] max_kb`, the newest `keep` kept.
+#[test]
+fn run_rolls_its_log_over_while_running() {
+    let h = Harness::new();
+    let cfg = h.dir.path().join("roll.toml");
+    let data = h.dir.path().join("roll");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = {:?}\nkey_file = {:?}\nterminals = [\"W01\"]\n[pos]\nport = \"/nonexistent/pos\"\ndevice_id = \"POS-0001\"\n[logs]\nmax_kb = 64\nkeep = 2\n",
+            data.display().to_string(),
+            h.dir.path().join("hisbridge.key").display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hisbridge"))
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .env("HISBRIDGE_LOG", "debug")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !data.join("inbox").is_dir() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(60), "never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Broken instructions, each refused and logged, until the log has rolled over twice.
+    let logs = data.join("logs");
+    let mut n = 0;
+    while !logs.join("hisbridge-run.log.2").exists() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(120),
+            "no roll-over: {:?}",
+            std::fs::read_dir(&logs).map(|d| d.count())
+        );
+        for _ in 0..20 {
+            n += 1;
+            std::fs::write(data.join("inbox").join(format!("BAD{n:05}.ord")), "HB1.K1.ORD.not-base64!").unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    for _ in 0..40 {
+        n += 1;
+        std::fs::write(data.join("inbox").join(format!("BAD{n:05}.ord")), "HB1.K1.ORD.not-base64!").unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut names: Vec<String> =
+        std::fs::read_dir(&logs).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert!(!names.iter().any(|n| n == "hisbridge-run.log.3"), "keep = 2: {names:?}");
+    for n in names.iter().filter(|n| n.starts_with("hisbridge-run.log")) {
+        let len = std::fs::metadata(logs.join(n)).unwrap().len();
+        assert!(len <= 64 * 1024 + 4096, "{n}: {len} bytes");
+    }
+}
