@@ -12,7 +12,8 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 need=(rustc-web cargo-web rust-web-src gcc-mingw-w64-x86-64 gcc-mingw-w64-i686 osslsigncode)
-[ "${1:-}" = "--all" ] && need+=(wixl msitools)
+# (wine64: the zh-CN MSI's Chinese text is written with Windows Installer's API, installer/build-msi.sh)
+[ "${1:-}" = "--all" ] && need+=(wixl msitools wine wine64)
 missing=()
 for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -77,3 +78,4 @@ sign "$out/hisbridge.exe" "$out/hisbridge-tray.exe"
 verify "$out/hisbridge.exe" "$out/hisbridge-tray.exe"
 ls -l "$out/hisbridge.exe" "$out/hisbridge-tray.exe"
 installer/build-msi.sh
+installer/build-msi.sh "$version" "" zh-CN

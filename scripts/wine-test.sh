@@ -36,6 +36,8 @@ msi3=$D/hisbridge-$newest-x64.msi
 installer/build-msi.sh "$version" "$msi1" > /dev/null
 installer/build-msi.sh "$newer" "$msi2" > /dev/null
 installer/build-msi.sh "$newest" "$msi3" > /dev/null
+msizh=$D/hisbridge-$version-x64-zh-CN.msi
+installer/build-msi.sh "$version" "$msizh" zh-CN > /dev/null
 
 data="$D/no-data-yet"
 pass=0
@@ -309,5 +311,18 @@ msiexec /i "$(winepath -w "$msi1")" /qn /l*v "$(winepath -w "$D/install3.log")" 
   || fail "the reinstall did not find the kept data folder: $(reg_value 'HKLM\Software\HISBridge' DataDir)"
 msiexec /x "$(winepath -w "$msi1")" /qn || fail "uninstall exit $?"
 ok "DATADIR=C:\HISData2 gets its backslash (registry, Run key); a reinstall without DATADIR finds the data kept"
+
+echo "== the zh-CN MSI"
+verify "$msizh" || fail "the zh-CN MSI's signature"
+msiexec /i "$(winepath -w "$msizh")" /qn /l*v "$(winepath -w "$D/install-zh.log")" || fail "zh-CN install exit $?"
+code=$(reg_value 'HKLM\Software\HISBridge' ProductCode)
+wreg export "HKLM\\Software\\Microsoft\\Windows\\CurrentVersion\\Uninstall\\$code" "$(winepath -w "$D/arp.reg")" /y > /dev/null 2>&1 || true
+name=$(iconv -f UTF-16LE -t UTF-8 "$D/arp.reg" 2>/dev/null | tr -d '\r' | sed -n 's/^"DisplayName"="\(.*\)"$/\1/p')
+[ "$name" = "HIS Bridge 收费支付桥接" ] || fail "zh-CN Add/Remove Programs name: $name"
+lnk=$(find "$WINEPREFIX/drive_c" -path '*Start Menu/Programs/HIS Bridge 收费支付桥接/HIS Bridge 收费支付桥接.lnk' | head -1)
+[ -n "$lnk" ] || fail "zh-CN Start menu shortcut: $(find "$WINEPREFIX/drive_c" -path '*Start Menu/Programs/*' -name '*.lnk' | head -3)"
+[ -f "$progdir/hisbridge.exe" ] || fail "zh-CN: programs not installed"
+msiexec /x "$code" /qn || fail "zh-CN uninstall exit $?"
+ok "the zh-CN MSI installs: HIS Bridge 收费支付桥接 in Add/Remove Programs and the Start menu, and uninstalls"
 wineserver -k || true
 echo "wine-test: $pass passed, 0 failed"
