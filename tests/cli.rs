@@ -338,27 +338,32 @@ fn setup_with_a_relative_folder_writes_absolute_paths() {
     assert!(!out.contains("data/./data"), "{ok} {out}");
 }
 
-#[cfg(unix)]
-#[test]
-fn run_stops_gracefully_on_sigterm() {
-    let h = Harness::new();
-    let cfg = h.dir.path().join("run.toml");
-    // Its own data folder and the harness's simulator would clash: a config of its own, POS absent.
+/// `hisbridge run` on a data folder of its own (`<harness>/<name>`; the harness's simulator would
+/// clash), with the POS absent and `extra` config lines.
+fn spawn_run(h: &Harness, name: &str, extra: &str, log: &str, stderr: std::process::Stdio) -> std::process::Child {
+    let cfg = h.dir.path().join(format!("{name}.toml"));
     std::fs::write(
         &cfg,
         format!(
-            "data_dir = {:?}\nkey_file = {:?}\nterminals = [\"W01\"]\n[pos]\nport = \"/nonexistent/pos\"\ndevice_id = \"POS-0001\"\n",
-            h.dir.path().join("run").display().to_string(),
+            "data_dir = {:?}\nkey_file = {:?}\nterminals = [\"W01\"]\n[pos]\nport = \"/nonexistent/pos\"\ndevice_id = \"POS-0001\"\n{extra}",
+            h.dir.path().join(name).display().to_string(),
             h.dir.path().join("hisbridge.key").display().to_string()
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hisbridge"))
+    Command::new(env!("CARGO_BIN_EXE_hisbridge"))
         .args(["run", "--config", cfg.to_str().unwrap()])
-        .env("HISBRIDGE_LOG", "info")
-        .stderr(std::process::Stdio::piped())
+        .env("HISBRIDGE_LOG", log)
+        .stderr(stderr)
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+#[cfg(unix)]
+#[test]
+fn run_stops_gracefully_on_sigterm() {
+    let h = Harness::new();
+    let mut child = spawn_run(&h, "run", "", "info", std::process::Stdio::piped());
     let lock = h.dir.path().join("run/journal.sqlite.lock");
     let start = std::time::Instant::now();
     while !hisbridge_core::instance::is_held(&h.dir.path().join("run/journal.sqlite")) {
@@ -640,23 +645,8 @@ fn the_uninstall_step_removes_the_status_file() {
 #[test]
 fn run_rolls_its_log_over_while_running() {
     let h = Harness::new();
-    let cfg = h.dir.path().join("roll.toml");
     let data = h.dir.path().join("roll");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = {:?}\nkey_file = {:?}\nterminals = [\"W01\"]\n[pos]\nport = \"/nonexistent/pos\"\ndevice_id = \"POS-0001\"\n[logs]\nmax_kb = 64\nkeep = 2\n",
-            data.display().to_string(),
-            h.dir.path().join("hisbridge.key").display().to_string()
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hisbridge"))
-        .args(["run", "--config", cfg.to_str().unwrap()])
-        .env("HISBRIDGE_LOG", "debug")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(&h, "roll", "[logs]\nmax_kb = 64\nkeep = 2\n", "debug", std::process::Stdio::null());
     let start = std::time::Instant::now();
     while !data.join("inbox").is_dir() {
         assert!(start.elapsed() < std::time::Duration::from_secs(60), "never started");
