@@ -1074,6 +1074,16 @@ fn main() {
         .max_file_size(5_000_000)
         .rotation_strategy(tauri_plugin_log::RotationStrategy::KeepSome(10))
         .timezone_strategy(tauri_plugin_log::TimezoneStrategy::UseLocal)
+        // The same line as the service's and the command line's: local time with its offset.
+        .format(|out, message, record| {
+            out.finish(format_args!(
+                "{} {:>5} {}: {}",
+                chrono::Local::now().format("%Y-%m-%dT%H:%M:%S%.3f%:z"),
+                record.level(),
+                record.target(),
+                message
+            ))
+        })
         .build();
     tauri::Builder::default()
         // A second launch brings up the first one's dashboard.
