@@ -316,20 +316,6 @@ impl Config {
         }
         let device_id = raw.pos.device_id.ok_or_else(|| field("pos.device_id", "is required"))?;
         crate::his::check_number("device_id", &device_id).map_err(|e| field("pos.device_id", e.to_string()))?;
-        let secs = |v: Option<u64>, d: u64, name: &'static str, lo: u64, hi: u64| -> Result<Duration, ConfigError> {
-            let v = v.unwrap_or(d);
-            if !(lo..=hi).contains(&v) {
-                return Err(field(name, format!("{v} is outside {lo}..={hi}")));
-            }
-            Ok(Duration::from_secs(v))
-        };
-        let ms = |v: Option<u64>, d: u64, name: &'static str, lo: u64, hi: u64| -> Result<Duration, ConfigError> {
-            let v = v.unwrap_or(d);
-            if !(lo..=hi).contains(&v) {
-                return Err(field(name, format!("{v} is outside {lo}..={hi}")));
-            }
-            Ok(Duration::from_millis(v))
-        };
         let range = |v: Option<u64>, d: u64, name: &'static str, lo: u64, hi: u64| -> Result<u64, ConfigError> {
             let v = v.unwrap_or(d);
             if !(lo..=hi).contains(&v) {
@@ -337,6 +323,8 @@ impl Config {
             }
             Ok(v)
         };
+        let secs = |v, d, name, lo, hi| range(v, d, name, lo, hi).map(Duration::from_secs);
+        let ms = |v, d, name, lo, hi| range(v, d, name, lo, hi).map(Duration::from_millis);
         let socket = match raw.socket.port {
             None => None,
             Some(0) => return Err(field("socket.port", "must be 1..=65535")),
