@@ -5,6 +5,8 @@ mod demo;
 mod driver;
 mod eventlog;
 mod exit;
+mod hub;
+mod hubserve;
 mod poscheck;
 mod report;
 mod service;
@@ -104,6 +106,12 @@ enum Cmd {
     /// docs/pos-protocol.md and print pass or fail per clause (with the bytes of a failure).
     /// Exits 1 when a clause fails.
     PosCheck(poscheck::PosCheckArgs),
+    /// The hospital hub in PostgreSQL: schema, logins, the hospital-wide report and bill match,
+    /// the windows' state, the monitoring page (docs/hub.md).
+    Hub {
+        #[command(subcommand)]
+        cmd: hub::HubCmd,
+    },
     /// Generate a new shared AES-256 key file.
     Keygen {
         /// Key id written into every envelope (1-32 of A-Z a-z 0-9 _ -).
@@ -360,6 +368,7 @@ fn dispatch(cmd: Cmd) -> Result<()> {
             Ok(())
         }
         Cmd::Driver { cmd } => driver::run(cmd),
+        Cmd::Hub { cmd } => hub::main(cmd),
         Cmd::PosCheck(a) => poscheck::run(a),
         Cmd::Devices { json } => {
             let found = hisbridge_core::transport::discover::find_all();

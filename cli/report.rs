@@ -104,6 +104,27 @@ pub fn run(a: ReportArgs) -> Result<()> {
         } else {
             print!("{}", m.summary());
         }
+        // At a hospital with several windows the merchant's bill holds every window's payments:
+        // entries no order of this journal knows are most likely other windows'.
+        let strangers = m
+            .differences
+            .iter()
+            .filter(|d| d.kind == statement::DiffKind::MissingInJournal && d.order_id.is_none())
+            .count();
+        if strangers > 0 {
+            let hint = format!(
+                "{strangers} entr{} of the bill match no order of this window (device {}). Where other windows take                  payments for the same merchant, the bill holds theirs too: match the whole bill against every                  window on the hub with `hisbridge hub report --statement {}` (docs/hub.md){}.",
+                if strangers == 1 { "y" } else { "ies" },
+                cfg.pos.device_id,
+                path.display(),
+                if cfg.hub.is_some() { "" } else { "; this bridge sends no data to a hub yet ([hub] in its config)" }
+            );
+            if a.json {
+                eprintln!("{hint}");
+            } else {
+                println!("{hint}");
+            }
+        }
         let n = m.differences.len();
         if n > 0 {
             // A distinct exit status lets a finance script tell "differences found" from "failed".

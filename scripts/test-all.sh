@@ -25,7 +25,7 @@ frugal() { [ "${HISBRIDGE_FRUGAL_DISK:-}" = 1 ] && { echo "(removing $*)"; rm -r
 
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
 apt_need=(libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev pkg-config xvfb xauth webkit2gtk-driver dbus
-  umockdev gir1.2-umockdev-1.0 python3-gi junit4 dunst)
+  umockdev gir1.2-umockdev-1.0 python3-gi junit4 dunst postgresql)
 missing=()
 for p in "${apt_need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -40,8 +40,9 @@ if ! command -v javac >/dev/null 2>&1; then
 fi
 
 # The USB tests skip where umockdev is missing, the POS SDK's end-to-end tests where there is no
-# JDK; both were installed above, so they must run.
-export HISBRIDGE_REQUIRE_UMOCKDEV=1 HISBRIDGE_REQUIRE_JAVA=1
+# JDK, the hub's where there is no PostgreSQL; all were installed above, so they must run.
+# (The hub's tests start throwaway clusters of their own; the package's cluster is not used.)
+export HISBRIDGE_REQUIRE_UMOCKDEV=1 HISBRIDGE_REQUIRE_JAVA=1 HISBRIDGE_REQUIRE_PG=1
 
 step "format and lints (core)"
 cargo fmt --all -- --check

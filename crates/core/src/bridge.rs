@@ -82,12 +82,26 @@ impl Bridge {
         });
         let (health_tx, health) = tokio::sync::watch::channel(Health::new());
         let (notices, _) = broadcast::channel(256);
+        // Replication to the hospital's hub: its own task and its own (read-only) journal
+        // connection; payments never wait on it.
+        let hub = cfg.hub.as_ref().map(|h| {
+            let (tx, rx) = tokio::sync::watch::channel(crate::hub::replica::HubStatus::default());
+            tokio::spawn(crate::hub::replica::run(
+                h.clone(),
+                cfg.journal.clone(),
+                cfg.pos.device_id.clone(),
+                crate::hub::replica::Inputs { pos: pos.watch(), health: health.clone(), notices: notices.subscribe() },
+                tx,
+            ));
+            rx
+        });
         tokio::spawn(crate::instance::publish(
             crate::instance::status_path(&cfg.journal),
             mode.to_string(),
             pos.watch(),
             health.clone(),
             notices.subscribe(),
+            hub,
         ));
         let (sub_tx, sub_rx) = mpsc::channel(64);
         let engine = Driver::new(

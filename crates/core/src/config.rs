@@ -46,6 +46,20 @@ pub struct RawConfig {
     pub policy: RawPolicy,
     #[serde(default)]
     pub logs: RawLogs,
+    pub hub: Option<RawHub>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHub {
+    pub url: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub tls: Option<crate::hub::TlsMode>,
+    pub ca_file: Option<PathBuf>,
+    pub window: Option<String>,
+    pub heartbeat_secs: Option<u64>,
+    pub batch: Option<u64>,
+    pub timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -250,6 +264,8 @@ pub struct Config {
     pub timeouts: Timeouts,
     pub intake: Intake,
     pub logs: Logs,
+    /// Replication to the hospital's hub; None when `[hub]` is absent.
+    pub hub: Option<crate::hub::HubSettings>,
 }
 
 pub const DEFAULT_BAUD: u32 = 115_200;
@@ -366,7 +382,32 @@ impl Config {
             max_bytes: range(raw.logs.max_kb, DEFAULT_LOG_KB, "logs.max_kb", 64, 1024 * 1024)? * 1024,
             keep: range(raw.logs.keep, DEFAULT_LOG_KEEP, "logs.keep", 1, 365)? as usize,
         };
+        let hub = match raw.hub {
+            None => None,
+            Some(h) => Some({
+                let url =
+                    crate::hub::check_url(h.url.as_deref().ok_or_else(|| field("hub.url", "is required in [hub]"))?)
+                        .map_err(|e| field("hub.url", e))?;
+                crate::hub::HubSettings {
+                    tls: h.tls.unwrap_or_else(|| crate::hub::TlsMode::default_for(&url)),
+                    url,
+                    password_file: h.password_file.map(abs),
+                    ca_file: h.ca_file.map(abs),
+                    window: match h.window.map(|w| w.trim().to_string()) {
+                        Some(w) if w.is_empty() || w.chars().count() > 64 => {
+                            return Err(field("hub.window", "must be 1 to 64 characters"))
+                        }
+                        Some(w) => w,
+                        None => crate::setup::computer_name(),
+                    },
+                    heartbeat: secs(h.heartbeat_secs, 30, "hub.heartbeat_secs", 5, 3600)?,
+                    batch: range(h.batch, 500, "hub.batch", 1, 10_000)? as usize,
+                    timeout: secs(h.timeout_secs, 30, "hub.timeout_secs", 1, 600)?,
+                }
+            }),
+        };
         Ok(Config {
+            hub,
             logs,
             notify,
             reconciliation,

@@ -106,6 +106,9 @@ pub struct SharedStatus {
     /// strip and notifications).
     #[serde(default)]
     pub last_order: Option<SharedOrder>,
+    /// Replication to the hospital's hub, when `[hub]` is configured.
+    #[serde(default)]
+    pub hub: Option<crate::hub::replica::HubStatus>,
 }
 
 /// An order notice as published; `seq` counts the notices of this run.
@@ -151,6 +154,7 @@ impl SharedStatus {
             last_heard: s.last_heard.clone(),
             attention: Vec::new(),
             last_order: None,
+            hub: None,
         }
     }
 
@@ -196,6 +200,7 @@ pub async fn publish(
     mut pos: tokio::sync::watch::Receiver<PosStatus>,
     mut health: tokio::sync::watch::Receiver<crate::engine::Health>,
     mut notices: tokio::sync::broadcast::Receiver<crate::engine::Notice>,
+    mut hub: Option<tokio::sync::watch::Receiver<crate::hub::replica::HubStatus>>,
 ) {
     let since = crate::journal::now_str();
     let mut written: Option<(SharedStatus, tokio::time::Instant)> = None;
@@ -204,6 +209,7 @@ pub async fn publish(
         let mut s = SharedStatus::from_pos(&mode, &since, &pos.borrow_and_update().clone());
         s.attention = health.borrow_and_update().iter().map(|(k, v)| (k.as_str().to_string(), v.clone())).collect();
         s.last_order = last_order.clone();
+        s.hub = hub.as_mut().map(|h| h.borrow_and_update().clone());
         let now = tokio::time::Instant::now();
         let due = match &written {
             None => true,
@@ -222,6 +228,7 @@ pub async fn publish(
         tokio::select! {
             changed = pos.changed() => if changed.is_err() { return },
             changed = health.changed() => if changed.is_err() { return },
+            changed = async { hub.as_mut().expect("set").changed().await }, if hub.is_some() => if changed.is_err() { hub = None },
             n = notices.recv() => match n {
                 Ok(crate::engine::Notice::Order { key, state, amount, channel, error_code, pos_message }) => {
                     let seq = last_order.as_ref().map_or(1, |o| o.seq + 1);

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod failpoint;
 pub mod folders;
 pub mod hisclient;
+pub mod hub;
 pub mod instance;
 pub mod intake;
 pub mod journal;

@@ -57,11 +57,11 @@ pub struct Totals {
 }
 
 impl Totals {
-    fn new(key: &str) -> Self {
+    pub fn new(key: &str) -> Self {
         Totals { key: key.to_string(), ..Default::default() }
     }
 
-    fn add(&mut self, o: &OrderRow) {
+    pub fn add(&mut self, o: &OrderRow) {
         let fen = o.amount_fen.abs();
         match o.state {
             State::Success => {

@@ -392,6 +392,9 @@ pub struct Difference {
     /// Line in the statement file.
     pub line: Option<usize>,
     pub detail: String,
+    /// The journal order it concerns (`OrderRow::id` of the rows matched): the hub names its window by it.
+    #[serde(skip)]
+    pub order_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -421,22 +424,29 @@ impl MatchReport {
             self.differences.len()
         );
         for d in &self.differences {
-            let _ = writeln!(
-                s,
-                "  [{}] {} order {}{} merchant_no {} pay_no {} journal {} statement {}{}: {}",
-                serde_json::to_value(d.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
-                d.kind.zh(),
-                d.order_no.as_deref().unwrap_or("-"),
-                d.refund_no.as_deref().map(|r| format!(" refund {r}")).unwrap_or_default(),
-                d.merchant_no.as_deref().unwrap_or("-"),
-                d.pay_no.as_deref().unwrap_or("-"),
-                d.journal_amount.as_deref().unwrap_or("-"),
-                d.statement_amount.as_deref().unwrap_or("-"),
-                d.line.map(|l| format!(" (line {l})")).unwrap_or_default(),
-                d.detail
-            );
+            let _ = writeln!(s, "  {}", d.line_text());
         }
         s
+    }
+}
+
+impl Difference {
+    /// One line of a summary: kind, numbers, amounts, the line in the file, what to do.
+    pub fn line_text(&self) -> String {
+        let d = self;
+        format!(
+            "[{}] {} order {}{} merchant_no {} pay_no {} journal {} statement {}{}: {}",
+            serde_json::to_value(d.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+            d.kind.zh(),
+            d.order_no.as_deref().unwrap_or("-"),
+            d.refund_no.as_deref().map(|r| format!(" refund {r}")).unwrap_or_default(),
+            d.merchant_no.as_deref().unwrap_or("-"),
+            d.pay_no.as_deref().unwrap_or("-"),
+            d.journal_amount.as_deref().unwrap_or("-"),
+            d.statement_amount.as_deref().unwrap_or("-"),
+            d.line.map(|l| format!(" (line {l})")).unwrap_or_default(),
+            d.detail
+        )
     }
 }
 
@@ -495,6 +505,7 @@ pub fn match_day(date: &str, source: Source, entries: &[Entry], day: &[OrderRow]
         journal_status: o.map(|o| o.state.as_str().to_string()),
         line: e.map(|e| e.line),
         detail,
+        order_id: o.map(|o| o.id),
     };
 
     for e in entries {
