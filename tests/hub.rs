@@ -664,3 +664,83 @@ fn the_hospital_day_and_the_merchants_bill_across_windows() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("门诊1号窗") && text.contains("门诊2号窗") && text.contains("ready"), "{text}");
 }
+
+/// Makes a CA and a server certificate for 127.0.0.1 with openssl, turns TLS on in the cluster
+/// and allows only TLS connections. Returns the CA's file.
+fn tls_only(pg: &Pg) -> PathBuf {
+    let d = pg.dir.path();
+    let ssl = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(d).output().unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    ssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=Hospital Test CA", "-days", "2"]);
+    ssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=hub"]);
+    std::fs::write(
+        d.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    ssl(&["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "ext.cnf"]);
+    let data = pg.data();
+    std::fs::copy(d.join("server.crt"), data.join("server.crt")).unwrap();
+    std::fs::copy(d.join("server.key"), data.join("server.key")).unwrap();
+    let _ = Command::new("chown").args(["postgres:", "server.crt", "server.key"]).current_dir(&data).status();
+    let _ = Command::new("chmod").args(["600", "server.key"]).current_dir(&data).status();
+    let mut conf = std::fs::read_to_string(data.join("postgresql.conf")).unwrap();
+    conf.push_str("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+    std::fs::write(data.join("postgresql.conf"), conf).unwrap();
+    // TLS only from the network; the test's own psql comes over TLS too (libpq prefers it).
+    std::fs::write(data.join("pg_hba.conf"), "local all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256\n").unwrap();
+    pg.kill();
+    pg.up();
+    d.join("ca.crt")
+}
+
+/// TLS to the hub: a hub that takes TLS only refuses a bridge without it (and the status says
+/// why); `verify-full` with the hospital's CA and `require` replicate; the wrong CA is refused.
+#[test]
+fn tls_to_the_hub() {
+    let Some(pg) = Pg::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let pw = pg.migrate_and_login("w01", "bridge", dir.path());
+    let ca = tls_only(&pg);
+    let other = tempfile::tempdir().unwrap();
+    let wrong_ca = {
+        let out = Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "k", "-out", "ca.crt", "-subj", "/CN=Other", "-days", "2"])
+            .current_dir(other.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        other.path().join("ca.crt")
+    };
+    let status_error = |tls: &str, ca_file: Option<&Path>| {
+        let extra = format!(
+            "tls = {tls:?}\n{}",
+            ca_file.map(|p| format!("ca_file = {:?}\n", p.display().to_string())).unwrap_or_default()
+        );
+        let h = Harness::with(sim(), &hub_config(&pg.url("w01"), &pw, "W1", &extra));
+        eventually("the hub's state", || matches!(hub_status(&h)["state"].as_str(), Some("connected" | "unreachable")));
+        let s = hub_status(&h);
+        (h, s["state"].as_str().unwrap().to_string(), s["error"].as_str().unwrap_or("").to_string())
+    };
+    let (_h, state, error) = status_error("disable", None);
+    assert_eq!(state, "unreachable");
+    assert!(error.contains("no encryption") || error.contains("pg_hba"), "{error}");
+    drop(_h);
+    let (_h, state, error) = status_error("verify-full", Some(&wrong_ca));
+    assert_eq!(state, "unreachable");
+    assert!(error.to_lowercase().contains("certificate"), "{error}");
+    drop(_h);
+    let (h, state, error) = status_error("verify-full", Some(&ca));
+    assert_eq!(state, "connected", "{error}");
+    assert_eq!(h.pay("H-T1", "+1.00").status, Status::Success);
+    assert_exactly_once(&pg, &h.cfg.journal);
+    drop(h);
+    let (h, state, error) = status_error("require", None);
+    assert_eq!(state, "connected", "{error}");
+    assert_eq!(h.pay("H-T2", "+1.00").status, Status::Success);
+    assert_exactly_once(&pg, &h.cfg.journal);
+    let tls = pg.psql("hub", "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.usename = 'w01' AND s.ssl");
+    assert_eq!(tls, "1", "the bridge's connection is encrypted");
+}
