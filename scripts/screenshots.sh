@@ -5,6 +5,8 @@
 # `SCALE=1.5 scripts/screenshots.sh` takes the same shots with text at 150% (suffix -150);
 # `HIDPI=2 scripts/screenshots.sh` on a 2732x1536 screen at GDK_SCALE=2, what a 200% display
 # of the same logical size shows (suffix -200).
+# The hub's monitoring page (hub-*.png) comes from its browser test, run here with
+# HISBRIDGE_SCREENSHOTS (needs PostgreSQL, WebKitWebDriver, Xvfb: see tests/hub_page.rs).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 out=$top/docs/screenshots
@@ -40,4 +42,7 @@ DISPLAY=$display import -window root "$out/dashboard-after-failure$suffix.png"
 kill -- "-$sim"
 sleep 8
 DISPLAY=$display import -window root "$out/dashboard-pos-disconnected$suffix.png"
+if [ -z "$suffix" ]; then
+  (cd "$top" && HISBRIDGE_SCREENSHOTS=$out HISBRIDGE_REQUIRE_WEBDRIVER=1 cargo test -q --test hub_page)
+fi
 ls -la "$out"

@@ -40,9 +40,10 @@ if ! command -v javac >/dev/null 2>&1; then
 fi
 
 # The USB tests skip where umockdev is missing, the POS SDK's end-to-end tests where there is no
-# JDK, the hub's where there is no PostgreSQL; all were installed above, so they must run.
+# JDK, the hub's where there is no PostgreSQL (its page's where there is no WebKitWebDriver and
+# Xvfb); all were installed above, so they must run.
 # (The hub's tests start throwaway clusters of their own; the package's cluster is not used.)
-export HISBRIDGE_REQUIRE_UMOCKDEV=1 HISBRIDGE_REQUIRE_JAVA=1 HISBRIDGE_REQUIRE_PG=1
+export HISBRIDGE_REQUIRE_UMOCKDEV=1 HISBRIDGE_REQUIRE_JAVA=1 HISBRIDGE_REQUIRE_PG=1 HISBRIDGE_REQUIRE_WEBDRIVER=1
 
 step "format and lints (core)"
 cargo fmt --all -- --check

@@ -669,18 +669,7 @@ fn the_hospital_day_and_the_merchants_bill_across_windows() {
 /// and allows only TLS connections. Returns the CA's file.
 fn tls_only(pg: &Pg) -> PathBuf {
     let d = pg.dir.path();
-    let ssl = |args: &[&str]| {
-        let out = Command::new("openssl").args(args).current_dir(d).output().unwrap();
-        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    };
-    ssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=Hospital Test CA", "-days", "2"]);
-    ssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=hub"]);
-    std::fs::write(
-        d.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    ssl(&["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "ext.cnf"]);
+    let (ca, _, _) = pg::make_certs(d);
     let data = pg.data();
     std::fs::copy(d.join("server.crt"), data.join("server.crt")).unwrap();
     std::fs::copy(d.join("server.key"), data.join("server.key")).unwrap();
@@ -690,10 +679,14 @@ fn tls_only(pg: &Pg) -> PathBuf {
     conf.push_str("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
     std::fs::write(data.join("postgresql.conf"), conf).unwrap();
     // TLS only from the network; the test's own psql comes over TLS too (libpq prefers it).
-    std::fs::write(data.join("pg_hba.conf"), "local all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256\n").unwrap();
+    std::fs::write(
+        data.join("pg_hba.conf"),
+        "local all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256\n",
+    )
+    .unwrap();
     pg.kill();
     pg.up();
-    d.join("ca.crt")
+    ca
 }
 
 /// TLS to the hub: a hub that takes TLS only refuses a bridge without it (and the status says
@@ -707,7 +700,21 @@ fn tls_to_the_hub() {
     let other = tempfile::tempdir().unwrap();
     let wrong_ca = {
         let out = Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "k", "-out", "ca.crt", "-subj", "/CN=Other", "-days", "2"])
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "k",
+                "-out",
+                "ca.crt",
+                "-subj",
+                "/CN=Other",
+                "-days",
+                "2",
+            ])
             .current_dir(other.path())
             .output()
             .unwrap();
@@ -741,6 +748,9 @@ fn tls_to_the_hub() {
     assert_eq!(state, "connected", "{error}");
     assert_eq!(h.pay("H-T2", "+1.00").status, Status::Success);
     assert_exactly_once(&pg, &h.cfg.journal);
-    let tls = pg.psql("hub", "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.usename = 'w01' AND s.ssl");
+    let tls = pg.psql(
+        "hub",
+        "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.usename = 'w01' AND s.ssl",
+    );
     assert_eq!(tls, "1", "the bridge's connection is encrypted");
 }
