@@ -66,6 +66,15 @@ enum Cmd {
     /// writes the HIS file and the finance CSV, matches a WeChat Pay / Alipay / POS statement.
     /// Exits with status 3 when the statement shows differences.
     Report(report::ReportArgs),
+    /// What the running bridge (service, tray app or `run`) says now: POS link, what needs a
+    /// person, the last order, the hub's replication (how far behind). Exit 1 when no bridge runs.
+    Status {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print the status as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a diagnostics archive for support: config (never the key), journal extract, logs.
     Diag {
         #[command(flatten)]
@@ -353,6 +362,7 @@ fn dispatch(cmd: Cmd) -> Result<()> {
         Cmd::Journal { cmd } => journal(cmd),
         Cmd::His { cmd } => his(cmd),
         Cmd::Report(a) => report::run(a),
+        Cmd::Status { config, json } => status(&config.path()?, json),
         Cmd::Diag { config, out, logs, days } => {
             let config = config.path()?;
             let cfg = Config::load(&config)?;
@@ -386,6 +396,53 @@ fn dispatch(cmd: Cmd) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The running bridge's published status, as text or JSON.
+pub fn status(config: &std::path::Path, json: bool) -> Result<()> {
+    use hisbridge_core::instance;
+    let cfg = Config::load(config)?;
+    let running = instance::is_held(&cfg.journal);
+    let st = instance::read_status(&instance::status_path(&cfg.journal)).filter(|_| running);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "running": running, "status": st }))?);
+    }
+    let Some(s) = st else {
+        let f = exit::Failure::new(exit::Exit::Failed, format!("no bridge is running with {}", config.display()));
+        return Err(if json { f.silent() } else { f }.into());
+    };
+    if json {
+        return Ok(());
+    }
+    println!("bridge: {} mode, process {}, since {}", s.mode, s.pid, s.since);
+    println!(
+        "POS: {} on {}{}{}",
+        s.link,
+        s.port,
+        s.device_id.as_deref().map(|d| format!(", device {d}")).unwrap_or_default(),
+        s.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+    );
+    if s.attention.is_empty() {
+        println!("attention: none");
+    }
+    for (what, detail) in &s.attention {
+        println!("attention: {what}: {detail}");
+    }
+    if let Some(o) = &s.last_order {
+        println!("last order: {} {} {}", o.key, o.amount, o.state);
+    }
+    match (&s.hub, &cfg.hub) {
+        (Some(h), _) => println!(
+            "hub: {}, {} event(s) behind{}{}",
+            h.state,
+            h.behind_events,
+            h.last_ok.as_deref().map(|t| format!(", last sent {t}")).unwrap_or_default(),
+            h.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+        ),
+        (None, Some(_)) => println!("hub: configured; the running bridge started before it was (restart it)"),
+        (None, None) => println!("hub: not configured"),
+    }
+    Ok(())
 }
 
 fn journal(cmd: JournalCmd) -> Result<()> {

@@ -210,6 +210,13 @@ fn a_hub_that_is_down_loses_nothing_and_slows_no_payment() {
         let s = hub_status(&h);
         s["state"] == "unreachable" && s["behind_events"].as_i64().unwrap_or(0) > 0 && s["error"].is_string()
     });
+    let out = Command::new(env!("CARGO_BIN_EXE_hisbridge"))
+        .args(["status", "--config"])
+        .arg(h.dir.path().join("hisbridge.toml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("hub: unreachable,") && text.contains("event(s) behind"), "{text}");
     let err = hub_status(&h)["error"].as_str().unwrap().to_string();
     assert!(!err.contains(&std::fs::read_to_string(&pw).unwrap().trim().to_string()), "no secret in the status");
     pg.up();

@@ -4,6 +4,7 @@
 //!
 //! Where PostgreSQL is not installed the test is skipped, unless `HISBRIDGE_REQUIRE_PG=1`
 //! (scripts/test-all.sh installs it and sets that, so in CI it must run).
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -38,6 +39,11 @@ impl Pg {
     /// A new cluster, started, with a `hub` database owned by [`ADMIN`]; None where PostgreSQL
     /// is not installed (and not required).
     pub fn start() -> Option<Pg> {
+        Self::start_with(false)
+    }
+
+    /// With `durable`, the server syncs its WAL as a production one does (the benchmark's).
+    pub fn start_with(durable: bool) -> Option<Pg> {
         let Some(bin) = find_bin() else {
             if std::env::var("HISBRIDGE_REQUIRE_PG").as_deref() == Ok("1") {
                 panic!("PostgreSQL is required (HISBRIDGE_REQUIRE_PG=1) and not installed: apt-get install postgresql");
@@ -67,7 +73,8 @@ impl Pg {
             .unwrap();
         assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
         let conf = format!(
-            "fsync = off\nlisten_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\nmax_connections = 200\n",
+            "fsync = {}\nlisten_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\nmax_connections = 200\n",
+            if durable { "on" } else { "off" },
             pg.port,
             pg.dir.path().display()
         );

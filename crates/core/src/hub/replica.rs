@@ -120,6 +120,12 @@ impl JournalReader {
         self.conn.query_row("SELECT value FROM meta WHERE name = 'journal_id'", [], |r| r.get(0)).map_err(jerr)
     }
 
+    /// Changes when another connection (the engine's) commits: a cheap look at whether there
+    /// is anything new.
+    pub fn data_version(&self) -> Result<i64> {
+        self.conn.query_row("PRAGMA data_version", [], |r| r.get(0)).map_err(jerr)
+    }
+
     pub fn last_event(&self) -> Result<i64> {
         self.conn.query_row("SELECT COALESCE(max(id), 0) FROM events", [], |r| r.get(0)).map_err(jerr)
     }
@@ -480,6 +486,9 @@ async fn on_reader<T: Send + 'static>(
         .unwrap_or_else(|e| Err(HubError::Journal(e.to_string())))
 }
 
+/// How often a caught-up replication looks whether the journal moved.
+const JOURNAL_POLL: Duration = Duration::from_millis(250);
+
 /// What the replication task watches besides the journal.
 pub struct Inputs {
     pub pos: watch::Receiver<PosStatus>,
@@ -591,28 +600,35 @@ pub async fn run(
                 if behind > 0 {
                     continue;
                 }
-                // Caught up: wait for the journal to move, the POS or the window to change, or
-                // the next heartbeat. A change the hub's page shows is sent within a second.
-                let backstop = tokio::time::sleep(Duration::from_secs(2));
-                tokio::select! {
-                    _ = tokio::time::sleep_until(next_beat) => {}
-                    _ = backstop => {}
-                    c = inputs.pos.changed() => {
-                        if c.is_err() { return Ok(()) }
-                        next_beat = next_beat.min(tokio::time::Instant::now() + Duration::from_secs(1));
-                    }
-                    c = inputs.health.changed() => {
-                        if c.is_err() { return Ok(()) }
-                        next_beat = next_beat.min(tokio::time::Instant::now() + Duration::from_secs(1));
-                    }
-                    n = inputs.notices.recv() => match n {
-                        Ok(crate::engine::Notice::Paused(p)) => {
-                            paused = p;
-                            next_beat = tokio::time::Instant::now();
+                // Caught up: wait for the journal to move (another connection's commit, seen
+                // through SQLite's data_version), the POS or the window to change (a heartbeat
+                // within a second), or the next heartbeat.
+                let seen = on_reader(&reader, |r| r.data_version()).await?;
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(next_beat) => break,
+                        _ = tokio::time::sleep(JOURNAL_POLL) => {
+                            if on_reader(&reader, |r| r.data_version()).await? != seen {
+                                break;
+                            }
                         }
-                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(_) => return Ok(()),
-                    },
+                        c = inputs.pos.changed() => {
+                            if c.is_err() { return Ok(()) }
+                            next_beat = next_beat.min(tokio::time::Instant::now() + Duration::from_secs(1));
+                        }
+                        c = inputs.health.changed() => {
+                            if c.is_err() { return Ok(()) }
+                            next_beat = next_beat.min(tokio::time::Instant::now() + Duration::from_secs(1));
+                        }
+                        n = inputs.notices.recv() => match n {
+                            Ok(crate::engine::Notice::Paused(p)) => {
+                                paused = p;
+                                next_beat = tokio::time::Instant::now();
+                            }
+                            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                            Err(_) => return Ok(()),
+                        },
+                    }
                 }
             }
         }
