@@ -507,6 +507,11 @@ fn logins_have_their_rights_and_no_more() {
     assert_eq!(h.pay("H-1", "+2.00").status, Status::Success);
     assert_exactly_once(&pg, &h.cfg.journal);
     let (id, _, _) = journal_rows(&h.cfg.journal);
+    assert_eq!(
+        pg.psql("hub", "SELECT rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid WHERE rolname = 'w01'"),
+        "t",
+        "the server was given the SCRAM verifier"
+    );
     let as_login = |user: &str, pw: &Path, sql: &str| {
         Command::new(pg_bin("psql"))
             .args([

@@ -236,8 +236,10 @@ pub async fn add_login(client: &Client, name: &str, role: Role, password: &str) 
     }
     let exists: bool =
         client.query_one("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)", &[&name]).await?.get(0);
-    // The password goes through quote_literal on the server: never through a format string here.
-    let quoted: String = client.query_one("SELECT quote_literal($1)", &[&password]).await?.get(0);
+    // The server gets the SCRAM verifier, never the password (nor does its statement log); it is
+    // quoted by the server, never spliced by a format string here.
+    let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
+    let quoted: String = client.query_one("SELECT quote_literal($1)", &[&verifier]).await?.get(0);
     let verb = if exists { "ALTER" } else { "CREATE" };
     client.batch_execute(&format!("{verb} ROLE {name} LOGIN PASSWORD {quoted}")).await?;
     client.batch_execute(&format!("GRANT {} TO {name}", role.group())).await?;
