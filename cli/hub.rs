@@ -97,6 +97,7 @@ pub enum HubCmd {
     Windows {
         #[command(flatten)]
         db: Db,
+        /// Print JSON instead of the table.
         #[arg(long)]
         json: bool,
     },
