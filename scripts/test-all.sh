@@ -25,7 +25,7 @@ frugal() { [ "${HISBRIDGE_FRUGAL_DISK:-}" = 1 ] && { echo "(removing $*)"; rm -r
 
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
 apt_need=(libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev pkg-config xvfb xauth webkit2gtk-driver dbus
-  umockdev gir1.2-umockdev-1.0 python3-gi junit4 dunst postgresql)
+  umockdev gir1.2-umockdev-1.0 python3-gi junit4 dunst postgresql xdotool)
 missing=()
 for p in "${apt_need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

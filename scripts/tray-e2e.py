@@ -258,6 +258,52 @@ def run():
         s.until("the row says cancelled", lambda: s.text('tr[data-order="E2E0005"] td.status') == "已取消")
         s.shot("dashboard-timeout.png")
 
+    def dialog(title):
+        """The native dialog's X window, by its title (xdotool; no window manager needed)."""
+        start = time.time()
+        while time.time() - start < WAIT:
+            r = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", title], capture_output=True, text=True)
+            ids = r.stdout.split()
+            if ids:
+                return ids[-1]
+            time.sleep(0.2)
+        raise AssertionError(f"no dialog titled {title}")
+
+    def dialog_text(win):
+        # GTK draws the text itself; what can be checked from outside is the title and that it
+        # is a separate, visible top-level window. The message is checked by the command layer.
+        return subprocess.run(["xdotool", "getwindowname", win], capture_output=True, text=True).stdout.strip()
+
+    def answer(win, key):
+        subprocess.run(["xdotool", "windowfocus", "--sync", win], check=True)
+        subprocess.run(["xdotool", "key", "--clearmodifiers", key], check=True)
+        start = time.time()
+        while subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "^撤销订单$"], capture_output=True).stdout.strip():
+            if time.time() - start > 10:
+                raise AssertionError(f"the dialog did not close on {key}")
+            time.sleep(0.2)
+
+    def the_cashiers_cancel_asks_first():
+        import threading
+
+        # +2.96: the patient starts paying and never finishes; only a cancel ends it.
+        t = threading.Thread(target=pay, args=("E2E0096", "+2.96"))
+        t.start()
+        button = 'tr[data-order="E2E0096"] button[data-action="cancel"]'
+        s.until("the order is at the POS with its cancel button", lambda: s.js("return !!document.querySelector(arguments[0])", button))
+        s.click(button)
+        win = dialog("^撤销订单$")
+        assert dialog_text(win) == "撤销订单", dialog_text(win)
+        answer(win, "Escape")
+        time.sleep(1.5)
+        assert s.text('tr[data-order="E2E0096"] td.status') != "已取消", "Escape (不撤销) cancelled the order"
+        assert s.js("return !!document.querySelector(arguments[0])", button), "the order is still open"
+        s.click(button)
+        win = dialog("^撤销订单$")
+        answer(win, "Return")
+        s.until("the cashier's cancel went through", lambda: s.text('tr[data-order="E2E0096"] td.status') == "已取消")
+        t.join(timeout=WAIT)
+
     def notifications_tell_stay_replace_and_open():
         # The timeout above: notified with its reason, as an ordinary notice that goes by itself.
         n = notified("the timeout", lambda n: "E2E0005" in n["body"])
@@ -387,6 +433,7 @@ def run():
     check("a success after a decline leaves no failure shown", a_success_after_a_decline_shows_no_failure)
     check("a timeout is told with its reason", a_timeout_is_told_with_its_reason)
     check("notifications tell, stay, replace one another and open the order", notifications_tell_stay_replace_and_open)
+    check("the cashier's cancel asks first, in a native dialog naming order and amount", the_cashiers_cancel_asks_first)
     check("the day follows the clock and history is marked", the_day_follows_the_clock)
     check("pause toggles and says so", pause_toggles)
     check("every visible string in the Chinese interface is Chinese", chinese_throughout)

@@ -3,7 +3,8 @@
 # session: the POS simulator on a pty, tauri-driver in front of WebKitWebDriver.
 # Needs: debug builds of hisbridge and hisbridge-tray, xvfb-run, dbus-run-session,
 # WebKitWebDriver (webkit2gtk-driver), tauri-driver (cargo install tauri-driver), dunst (a real
-# notification server; dbus-monitor records what the app sends it).
+# notification server; dbus-monitor records what the app sends it), xdotool (answers the native
+# cancel dialog).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 start_sim
