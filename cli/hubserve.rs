@@ -390,32 +390,23 @@ fn read_users(path: &Path) -> Result<HashMap<String, String>> {
         let Some((name, hash)) = line.split_once(':') else {
             bail!("{} line {}: expected name:hash (made by `hisbridge hub passwd`)", path.display(), i + 1);
         };
-        argon2::PasswordHash::new(hash).map_err(|e| anyhow::anyhow!("{} line {}: {e}", path.display(), i + 1))?;
+        hisbridge_core::password::check_hash(hash)
+            .map_err(|e| anyhow::anyhow!("{} line {}: {e}", path.display(), i + 1))?;
         out.insert(name.to_string(), hash.to_string());
     }
     Ok(out)
 }
 
 fn verify(hash: &str, password: &str) -> bool {
-    use argon2::PasswordVerifier;
-    argon2::PasswordHash::new(hash)
-        .is_ok_and(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    hisbridge_core::password::verify(hash, password)
 }
 
 /// Adds or replaces a user's line in the users file (created owner-only).
 pub fn set_user(path: &Path, user: &str, password: &str) -> Result<()> {
-    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
     if user.is_empty() || user.contains([':', '\n', '\r']) || user.trim() != user {
         bail!("user name {user:?}: no colon, no spaces around it");
     }
-    if password.chars().count() < 8 {
-        bail!("the password must have at least 8 characters");
-    }
-    let salt = SaltString::generate(&mut OsRng);
-    let hash = argon2::Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map_err(|e| anyhow::anyhow!("hash: {e}"))?
-        .to_string();
+    let hash = hisbridge_core::password::hash(password)?;
     let old = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),

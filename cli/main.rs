@@ -121,6 +121,19 @@ enum Cmd {
         #[command(subcommand)]
         cmd: hub::HubCmd,
     },
+    /// Set the IT password that guards the tray app's settings page (asked twice, or read from
+    /// a file); only its Argon2id hash is written, to `[tray] it_password_hash` in the config.
+    /// Run it as an administrator: the config file is IT's.
+    ItPassword {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Read the password from this file (its first line) instead of asking.
+        #[arg(long, value_name = "FILE", conflicts_with = "clear")]
+        password_file: Option<PathBuf>,
+        /// Remove the IT password: the config file's permissions alone guard the settings again.
+        #[arg(long)]
+        clear: bool,
+    },
     /// Generate a new shared AES-256 key file.
     Keygen {
         /// Key id written into every envelope (1-32 of A-Z a-z 0-9 _ -).
@@ -386,6 +399,32 @@ fn dispatch(cmd: Cmd) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&found)?);
             } else {
                 print!("{}", hisbridge_core::transport::discover::render(&found));
+            }
+            Ok(())
+        }
+        Cmd::ItPassword { config, password_file, clear } => {
+            let path = config.path()?;
+            Config::load(&path)?;
+            let hash = if clear {
+                None
+            } else {
+                let password = match password_file {
+                    Some(p) => hisbridge_core::hub::read_password(&p)?,
+                    None => hubserve::ask_password("the settings (IT)")?,
+                };
+                Some(hisbridge_core::password::hash(&password)?)
+            };
+            hisbridge_core::settings::set_it_password(&path, hash.as_deref())?;
+            if clear {
+                println!(
+                    "IT password removed from {}: the settings are guarded by the file's permissions alone",
+                    path.display()
+                );
+            } else {
+                println!(
+                    "IT password set in {} (its hash only); the tray app asks for it before any change",
+                    path.display()
+                );
             }
             Ok(())
         }

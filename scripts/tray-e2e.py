@@ -361,6 +361,32 @@ def run():
         s.until("resumed", lambda: s.text("#pause") == "暂停收款")
         s.until("ready again", lambda: s.js("return document.getElementById('state').className") == "state ready")
 
+    def a_short_window_shows_the_orders_first():
+        # 150% scaling on a 1366x768 screen leaves the page about 800x440 CSS pixels: the day's
+        # orders come right below the last-payment strip (open items before them), and the
+        # newest order is on screen without scrolling.
+        win = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "^HIS Bridge$"], capture_output=True, text=True).stdout.split()
+        assert win, "no dashboard window"
+        size = s.js("return [window.outerWidth, window.outerHeight]")
+        subprocess.run(["xdotool", "windowsize", "--sync", win[-1], "800", "440"], check=True)
+        try:
+            s.until("the window is short", lambda: s.js("return window.innerHeight") <= 460)
+            s.js("window.scrollTo(0, 0)")
+            at = s.js("""
+                const r = (q) => { const e = document.querySelector(q); return e && e.offsetParent !== null ? e.getBoundingClientRect() : null; };
+                const row = r('#orders-body tr'), top = r('#top'), open = r('#open-card'), totals = r('#totals');
+                return { h: window.innerHeight, row: row && [row.top, row.bottom], top: top.bottom,
+                         open: open && open.top, orders: r('#orders').top, totals: totals.top };""")
+            assert at["row"], f"no order row: {at}"
+            assert at["top"] <= at["row"][0] and at["row"][1] <= at["h"], f"the newest order is not on screen: {at}"
+            assert at["orders"] < at["totals"], f"the totals come before the orders: {at}"
+            if at["open"] is not None:
+                assert at["open"] < at["orders"], f"open items below the orders: {at}"
+            s.shot("short-window.png")
+        finally:
+            subprocess.run(["xdotool", "windowsize", "--sync", win[-1], str(size[0]), str(size[1])])
+        s.until("the window is back", lambda: s.js("return window.innerHeight") > 460)
+
     def logs_filter_and_search():
         s.js("location.hash = '#logs'")
         s.until("the log loaded", lambda: len(s.text("#log") or "") > 0)
@@ -405,6 +431,54 @@ def run():
         s.click("#lang")
         s.until("back to Chinese", lambda: s.text("#totals h2") == "当日汇总")
 
+    def settings_are_guarded_by_the_it_password():
+        # IT sets a password (its hash goes into the config); the running app asks for it.
+        pw = os.path.join(os.path.dirname(CFG), "it-password.txt")
+        with open(pw, "w", encoding="utf-8") as f:
+            f.write("Xinxike-2026\n")
+        subprocess.run([HISBRIDGE, "it-password", "--config", CFG, "--password-file", pw], check=True, stdout=subprocess.DEVNULL)
+        os.remove(pw)
+        text = open(CFG, encoding="utf-8").read()
+        assert "$argon2id$" in text and "Xinxike" not in text, "the config holds the hash only"
+        try:
+            s.js("location.hash = '#settings'")
+            s.until("the lock is shown", lambda: s.js("return !document.getElementById('unlock-form').hidden"))
+            assert s.js("return document.forms['settings-form'].elements.device_id.disabled"), "the form is open while locked"
+            assert s.js("return document.getElementById('key-file').disabled")
+            s.shot("settings-locked.png")
+            # The lock is the app's, not only the page's: a save sent round the page is refused.
+            refused = s.js("""return window.__TAURI__.core.invoke('get_settings').then((f) => window.__TAURI__.core.invoke('save_settings', { form: f }))
+                  .then(() => 'saved', (e) => e.message_zh || e.message || String(e));""")
+            assert refused and "锁定" in refused, f"a locked save was not refused: {refused!r}"
+            s.type("#it-password", "guess-1234")
+            s.click("#unlock")
+            msg = s.until("a wrong password is told", lambda: s.text("#unlock-error"))
+            assert msg.startswith("密码不对，还可以再试 4 次"), msg
+            assert s.js("return document.forms['settings-form'].elements.device_id.disabled")
+            s.type("#it-password", "Xinxike-2026")
+            s.click("#unlock")
+            s.until("unlocked", lambda: s.js("return !document.getElementById('unlocked').hidden"))
+            assert not s.js("return document.forms['settings-form'].elements.device_id.disabled"), "still read-only"
+            s.click("#save-settings")
+            s.until("saved", lambda: (s.text("#notice-text") or "").startswith("已保存"))
+            assert "$argon2id$" in open(CFG, encoding="utf-8").read(), "a save dropped the IT password"
+            s.js("window.scrollTo(0, 0)")  # the lock's line is under the sticky header after the save
+            s.shot("settings-unlocked.png")
+            s.click("#relock")
+            s.until("locked again", lambda: s.js("return !document.getElementById('unlock-form').hidden"))
+            assert s.js("return document.forms['settings-form'].elements.device_id.disabled")
+            # Leaving the page locks too.
+            s.type("#it-password", "Xinxike-2026")
+            s.click("#unlock")
+            s.until("unlocked again", lambda: s.js("return !document.getElementById('unlocked').hidden"))
+            s.js("location.hash = ''")
+            s.until("the day", lambda: s.js("return !document.getElementById('view-day').hidden"))
+            s.js("location.hash = '#settings'")
+            s.until("locked on return", lambda: s.js("return !document.getElementById('unlock-form').hidden"))
+        finally:
+            subprocess.run([HISBRIDGE, "it-password", "--config", CFG, "--clear"], check=True, stdout=subprocess.DEVNULL)
+            s.js("location.hash = ''")
+
     def settings_error_shown():
         s.js("location.hash = '#settings'")
         s.until("settings loaded", lambda: s.js("return document.forms[0].elements.device_id.value") == "POS-0001")
@@ -438,7 +512,9 @@ def run():
     check("pause toggles and says so", pause_toggles)
     check("every visible string in the Chinese interface is Chinese", chinese_throughout)
     check("the language switch works", language_switch)
+    check("the settings are guarded by the IT password", settings_are_guarded_by_the_it_password)
     check("a settings error is shown next to its field", settings_error_shown)
+    check("a short window (150% scaling) shows the orders first", a_short_window_shows_the_orders_first)
     check("a second launch exits and the first stays", second_launch_exits)
     check("the log filters by level and searches", logs_filter_and_search)
     s.close()

@@ -683,3 +683,43 @@ fn run_rolls_its_log_over_while_running() {
         assert!(len <= 64 * 1024 + 4096, "{n}: {len} bytes");
     }
 }
+
+/// `hisbridge it-password`: only the Argon2id hash reaches the config, the rest of the config is
+/// kept, `--clear` removes it, a short password is refused, and a damaged hash stops the config
+/// from loading with the field named (the settings are never left open by a typo).
+#[test]
+fn the_it_password_is_kept_as_a_hash_only() {
+    let (d, cfg) = idle_data_folder();
+    let before = hisbridge_core::config::Config::load(std::path::Path::new(&cfg)).unwrap();
+    let pw = d.path().join("pw.txt");
+    std::fs::write(&pw, "short\n").unwrap();
+    let set = |extra: &[&str]| {
+        let mut args = vec!["it-password", "--config", &cfg];
+        args.extend_from_slice(extra);
+        hisbridge_env(&args, &[])
+    };
+    let (code, out, err) = set(&["--password-file", pw.to_str().unwrap()]);
+    assert_ne!(code, Some(0), "{out}{err}");
+    assert!(err.contains("at least 8 characters"), "{err}");
+    std::fs::write(&pw, "Xinxike-2026\r\n").unwrap();
+    let (code, out, err) = set(&["--password-file", pw.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(text.contains("[tray]") && text.contains("$argon2id$") && !text.contains("Xinxike"), "{text}");
+    let after = hisbridge_core::config::Config::load(std::path::Path::new(&cfg)).unwrap();
+    let hash = after.tray.it_password_hash.clone().expect("a hash");
+    assert!(hisbridge_core::password::verify(&hash, "Xinxike-2026"));
+    assert!(!hisbridge_core::password::verify(&hash, "Xinxike-2027"));
+    assert_eq!((after.pos, after.terminals, after.folders), (before.pos, before.terminals, before.folders));
+    assert!(!out.contains("Xinxike") && !err.contains("Xinxike"));
+
+    let (code, out, err) = set(&["--clear"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(!std::fs::read_to_string(&cfg).unwrap().contains("argon2"));
+    let cleared = hisbridge_core::config::Config::load(std::path::Path::new(&cfg)).unwrap();
+    assert_eq!(cleared.tray.it_password_hash, None);
+
+    std::fs::write(&cfg, text.replace("$argon2id$", "$argon2id")).unwrap();
+    let e = hisbridge_core::config::Config::load(std::path::Path::new(&cfg)).unwrap_err().to_string();
+    assert!(e.contains("tray.it_password_hash"), "{e}");
+}

@@ -32,6 +32,8 @@ const T = {
     CANCELLING: "正在撤销", ACCEPTED: "排队中", SENT: "收款中", PAYING: "患者付款中", close: "关闭",
     refundOf: "{0} 退款 {1}", today: "今天", yesterday: "昨天", notInteger: "请填写整数",
     settingsLocked: "设置只能由信息科（管理员）修改：这里只显示当前设置。",
+    itLocked: "设置由信息科密码保护：这里只显示当前设置。", itPassword: "信息科密码", unlock: "解锁",
+    itUnlocked: "已用信息科密码解锁（10 分钟无操作或离开本页后自动锁定）", relock: "锁定",
     savedService: "已保存；HIS Bridge 服务重启后生效（请信息科在“服务”中重启 HISBridge，或执行 hisbridge service stop/start）",
     rejectedDay: "当日拒收 HIS 指令 {0} 个：HIS 已收到错误结果，未扣款；文件和原因在错误夹",
     logAll: "全部级别", logWarn: "警告和错误", logError: "只看错误", logSearch: "搜索日志（订单号、错误…）", logFollow: "自动刷新",
@@ -68,6 +70,8 @@ const T = {
     CANCELLING: "Cancelling", ACCEPTED: "Queued", SENT: "Collecting", PAYING: "Patient paying", close: "Close",
     refundOf: "{0} refund {1}", today: "today", yesterday: "yesterday", notInteger: "enter a whole number",
     settingsLocked: "Only IT (an administrator) may change the settings: they are shown here read-only.",
+    itLocked: "The settings are guarded by the IT password: they are shown here read-only.", itPassword: "IT password", unlock: "Unlock",
+    itUnlocked: "Unlocked with the IT password (locks again after 10 minutes idle or on leaving this page)", relock: "Lock",
     savedService: "Saved; applies when the HIS Bridge service restarts (IT: restart HISBridge in Services, or hisbridge service stop/start)",
     rejectedDay: "{0} HIS instructions refused today: the HIS got error results, nothing was charged; files and reasons are in the error folder",
     logAll: "All levels", logWarn: "Warnings and errors", logError: "Errors only", logSearch: "Search the log (order no., error…)", logFollow: "Follow",
@@ -333,6 +337,7 @@ function show(section) {
   const s = ["settings", "logs"].includes(section) ? section : "day";
   for (const v of ["day", "settings", "logs"]) $("view-" + v).hidden = v !== s;
   if (s === "settings") loadSettings();
+  else if (tauri) tauri.core.invoke("lock_settings");
   if (s === "logs") loadLog();
 }
 
@@ -348,11 +353,7 @@ function loadSettings() {
     for (const k of ["success", "failure", "unknown", "link", "rejected"]) e["n_" + k].checked = f.notify[k];
     $("key-id").textContent = f.key_id || "-";
     $("settings-error").textContent = "";
-    tauri.core.invoke("settings_writable").then((w) => {
-      $("settings-locked").hidden = w;
-      $("settings-form").querySelectorAll("input, select, button").forEach((x) => (x.disabled = !w));
-      $("key-file").disabled = !w;
-    });
+    showAccess();
   }, (err) => ($("settings-error").textContent = String(err)));
   tauri.core.invoke("list_ports").then((ports) => {
     choices = ports;
@@ -362,6 +363,31 @@ function loadSettings() {
     $("port-hint").textContent = t("portHint");
   });
 }
+
+// Who may change the settings: the config file's permissions first, then the IT password.
+function showAccess() {
+  return tauri.core.invoke("settings_access").then((a) => {
+    const open = a.writable && (!a.protected || a.unlocked);
+    $("settings-locked").hidden = a.writable;
+    $("unlock-form").hidden = !a.writable || !a.protected || a.unlocked;
+    $("unlocked").hidden = !(a.writable && a.protected && a.unlocked);
+    $("settings-form").querySelectorAll("input, select, button").forEach((x) => (x.disabled = !open));
+    $("key-file").disabled = !open;
+    if (!$("unlock-form").hidden) $("it-password").focus();
+  });
+}
+// Not a <form>: the settings form stays the page's first; Enter in the field unlocks.
+$("it-password").addEventListener("keydown", (ev) => { if (ev.key === "Enter") { ev.preventDefault(); unlock(); } });
+$("unlock").addEventListener("click", () => unlock());
+function unlock() {
+  const password = $("it-password").value;
+  $("it-password").value = "";
+  tauri.core.invoke("unlock_settings", { password }).then(() => {
+    $("unlock-error").textContent = "";
+    showAccess();
+  }, (e) => { $("unlock-error").textContent = String(e); $("it-password").focus(); });
+}
+$("relock").addEventListener("click", () => tauri.core.invoke("lock_settings").then(showAccess));
 
 // Picking a listed device sets the connection that goes with it.
 let choices = [];
@@ -407,6 +433,7 @@ $("settings-form").addEventListener("submit", (ev) => {
     const message = (lang === "zh" && err && err.message_zh) || (err && err.message) || String(err);
     $("settings-error").textContent = label ? t("fieldError", label, message) : message;
     if (field && e[field]) { e[field].classList.add("invalid"); e[field].focus(); }
+    if (!field) showAccess(); // the unlock may have run out
   });
 });
 $("restart").addEventListener("click", () => tauri.core.invoke("restart_app").catch((e) => notice(String(e), "bad")));
@@ -415,7 +442,7 @@ $("key-file").addEventListener("change", (ev) => {
   if (!file) return;
   file.text().then((text) => tauri.core.invoke("import_key", { text })).then((id) => {
     $("key-msg").textContent = t("keyImported", id); $("key-msg").className = "ok"; $("key-id").textContent = id;
-  }, (e) => { $("key-msg").textContent = String(e); $("key-msg").className = "bad"; });
+  }, (e) => { $("key-msg").textContent = String(e); $("key-msg").className = "bad"; showAccess(); });
   ev.target.value = "";
 });
 

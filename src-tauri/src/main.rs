@@ -14,6 +14,7 @@ use hisbridge_core::config::Config;
 use hisbridge_core::engine::Notice;
 use hisbridge_core::journal::State;
 use hisbridge_core::keyfile;
+use hisbridge_core::password;
 use hisbridge_core::pos::{Link, PosStatus};
 use hisbridge_core::settings::{self, SettingsForm};
 use serde::Serialize;
@@ -57,6 +58,8 @@ struct AppState {
     icon_set: std::sync::atomic::AtomicBool,
     /// When the dashboard was last sent the status.
     told_at: Mutex<Option<std::time::Instant>>,
+    /// The IT password's guard in front of the settings and the key.
+    settings_lock: Mutex<password::SettingsLock>,
 }
 
 impl AppState {
@@ -549,11 +552,79 @@ async fn confirm_cancel(
     Ok(rx.await.unwrap_or(false))
 }
 
-/// Whether this user may change the settings: the config file is IT's (on Windows its ACL gives
-/// cashiers read access only, docs/security.md); the form is shown read-only otherwise.
+/// Who may change the settings, as the settings page shows it.
+#[derive(Serialize)]
+struct SettingsAccess {
+    /// This user may write the config file: it is IT's (on Windows its ACL gives cashiers read
+    /// access only, docs/security.md); the form is read-only otherwise.
+    writable: bool,
+    /// An IT password guards the settings (`hisbridge it-password`).
+    protected: bool,
+    /// The IT password was given and the unlock still holds.
+    unlocked: bool,
+}
+
+/// The IT password's hash as the config file says it now: a password set or removed by
+/// `hisbridge it-password` while the app runs applies at once. A config that does not load
+/// keeps the last hash known.
+fn refresh_lock(state: &AppState) -> std::sync::MutexGuard<'_, password::SettingsLock> {
+    let hash = match Config::load(&state.config_path) {
+        Ok(c) => c.tray.it_password_hash,
+        Err(_) => state.cfg.lock().expect("cfg").as_ref().and_then(|c| c.tray.it_password_hash.clone()),
+    };
+    let mut lock = state.settings_lock.lock().expect("settings lock");
+    lock.set_hash(hash);
+    lock
+}
+
+/// A refusal in the cashier's language.
+fn refusal_text(state: &AppState, r: &password::Refusal) -> String {
+    let (zh, en) = r.text();
+    if state.zh() {
+        zh
+    } else {
+        en
+    }
+}
+
+/// Before any change to the settings or the key: refused while an IT password guards them and
+/// has not been given; otherwise the unlock lasts again from now.
+fn allow_change(state: &AppState) -> Result<(), String> {
+    let r = refresh_lock(state).allow(std::time::Instant::now());
+    r.map_err(|r| {
+        log::warn!("a settings change was refused: the IT password was not given");
+        refusal_text(state, &r)
+    })
+}
+
 #[tauri::command]
-fn settings_writable(state: tauri::State<'_, AppState>) -> bool {
-    std::fs::OpenOptions::new().append(true).open(&state.config_path).is_ok()
+fn settings_access(state: tauri::State<'_, AppState>) -> SettingsAccess {
+    let writable = std::fs::OpenOptions::new().append(true).open(&state.config_path).is_ok();
+    let lock = refresh_lock(&state);
+    SettingsAccess { writable, protected: lock.protected(), unlocked: lock.is_open(std::time::Instant::now()) }
+}
+
+/// The IT password given on the settings page: unlocks the settings for a while (a wrong one
+/// counts towards a pause, `password::SettingsLock`). The password is never logged.
+#[tauri::command]
+async fn unlock_settings(state: tauri::State<'_, AppState>, password: String) -> Result<(), String> {
+    let r = refresh_lock(&state).unlock(std::time::Instant::now(), &password);
+    match r {
+        Ok(()) => {
+            log::info!("settings unlocked with the IT password");
+            Ok(())
+        }
+        Err(r) => {
+            log::warn!("a wrong IT password was given for the settings");
+            Err(refusal_text(&state, &r))
+        }
+    }
+}
+
+/// Locks the settings at once (the page was left, or 锁定 pressed).
+#[tauri::command]
+fn lock_settings(state: tauri::State<'_, AppState>) {
+    state.settings_lock.lock().expect("settings lock").lock();
 }
 
 #[tauri::command]
@@ -615,6 +686,7 @@ async fn save_settings(
             serde_json::json!({ "field": null, "message_zh": commands::settings_error_zh(&m), "message": m })
         }
     };
+    allow_change(&state).map_err(|m| serde_json::json!({ "field": null, "message": m, "message_zh": m }))?;
     let old = config_of(&state).map_err(|e| serde_json::json!({ "field": null, "message": e }))?;
     let new = settings::save(&state.config_path, &form).map_err(to_json)?;
     let service = state.status.lock().expect("status").service.is_some();
@@ -636,6 +708,7 @@ async fn save_settings(
 
 #[tauri::command]
 fn import_key(state: tauri::State<'_, AppState>, text: String) -> Result<String, String> {
+    allow_change(&state)?;
     let cfg = config_of(&state)?;
     let id = settings::import_key(&cfg, &text).map_err(|e| e.to_string())?;
     log::info!("key {id} imported; it applies when the bridge starts again");
@@ -1094,7 +1167,9 @@ fn main() {
             status,
             last_order,
             confirm_cancel,
-            settings_writable,
+            settings_access,
+            unlock_settings,
+            lock_settings,
             day_report,
             order_action,
             check_pos_totals,
@@ -1161,6 +1236,9 @@ fn main() {
                 last: Mutex::new(None),
                 icon_set: std::sync::atomic::AtomicBool::new(false),
                 told_at: Mutex::new(None),
+                settings_lock: Mutex::new(password::SettingsLock::new(
+                    loaded.as_ref().ok().and_then(|c| c.tray.it_password_hash.clone()),
+                )),
             });
             build_tray(app, &initial)?;
             if let Some(rx) = watch {

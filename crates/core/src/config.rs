@@ -47,6 +47,22 @@ pub struct RawConfig {
     #[serde(default)]
     pub logs: RawLogs,
     pub hub: Option<RawHub>,
+    #[serde(default)]
+    pub tray: RawTray,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTray {
+    pub it_password_hash: Option<String>,
+}
+
+/// The tray app's own settings (`[tray]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tray {
+    /// The Argon2id hash of the IT password that guards the settings page (`hisbridge
+    /// it-password`); None: the config file's ACL alone decides who may change them.
+    pub it_password_hash: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -266,6 +282,7 @@ pub struct Config {
     pub logs: Logs,
     /// Replication to the hospital's hub; None when `[hub]` is absent.
     pub hub: Option<crate::hub::HubSettings>,
+    pub tray: Tray,
 }
 
 pub const DEFAULT_BAUD: u32 = 115_200;
@@ -406,8 +423,17 @@ impl Config {
                 }
             }),
         };
+        let it_password_hash = match raw.tray.it_password_hash.map(|h| h.trim().to_string()) {
+            None => None,
+            Some(h) if h.is_empty() => None,
+            Some(h) => {
+                crate::password::check_hash(&h).map_err(|e| field("tray.it_password_hash", e.to_string()))?;
+                Some(h)
+            }
+        };
         Ok(Config {
             hub,
+            tray: Tray { it_password_hash },
             logs,
             notify,
             reconciliation,

@@ -16,6 +16,7 @@ pub mod intake;
 pub mod journal;
 pub mod lifecycle;
 pub mod logs;
+pub mod password;
 pub mod pos;
 pub mod recon;
 pub mod settings;

@@ -225,6 +225,32 @@ pub fn needs_restart(old: &Config, new: &Config) -> bool {
     old.folders != new.folders || old.pos != new.pos || old.socket != new.socket || old.journal != new.journal
 }
 
+/// Sets (or with None removes) the IT password's hash in `[tray] it_password_hash`, checking the
+/// config still loads; the rest of the file is kept as it is, apart from comments.
+pub fn set_it_password(config_path: &Path, hash: Option<&str>) -> Result<Config, SettingsError> {
+    let mut t = read_table(config_path)?;
+    let tray = section(&mut t, "tray");
+    match hash {
+        Some(h) => {
+            tray.insert("it_password_hash".into(), h.into());
+        }
+        None => {
+            tray.remove("it_password_hash");
+        }
+    }
+    if tray.is_empty() {
+        t.remove("tray");
+    }
+    let text = toml::to_string(&t).map_err(|_| SettingsError::Toml(config_path.to_path_buf()))?;
+    let base = config_path.parent().unwrap_or(Path::new("."));
+    let cfg = Config::from_toml(&text, base).map_err(|e| field_err("config", e.to_string()))?;
+    let dir = config_path.parent().unwrap_or(Path::new("."));
+    let name = config_path.file_name().and_then(|n| n.to_str()).unwrap_or("hisbridge.toml");
+    crate::folders::write_atomic(dir, name, text.as_bytes())
+        .map_err(|source| SettingsError::Io { path: config_path.to_path_buf(), source })?;
+    Ok(cfg)
+}
+
 /// Imports a key file's text as the bridge's key: checked, then written readable by the owner
 /// only, replacing the old key. Returns the new key's id; the key itself is never echoed.
 pub fn import_key(cfg: &Config, text: &str) -> Result<String, SettingsError> {
