@@ -723,3 +723,84 @@ fn the_it_password_is_kept_as_a_hash_only() {
     let e = hisbridge_core::config::Config::load(std::path::Path::new(&cfg)).unwrap_err().to_string();
     assert!(e.contains("tray.it_password_hash"), "{e}");
 }
+
+/// Every `hisbridge ...` command line in the published documents names a command that exists,
+/// and every `--option` on it is one that command takes: a document is a contract.
+#[test]
+fn the_documents_name_only_commands_and_options_that_exist() {
+    use std::collections::BTreeMap;
+    let mut helps: BTreeMap<Vec<String>, Option<String>> = BTreeMap::new();
+    let mut help = |path: &[String]| -> Option<String> {
+        helps
+            .entry(path.to_vec())
+            .or_insert_with(|| {
+                let out = Command::new(env!("CARGO_BIN_EXE_hisbridge")).args(path).arg("--help").output().unwrap();
+                out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+            })
+            .clone()
+    };
+    let lists = |text: &str, name: &str| {
+        let mut in_commands = false;
+        text.lines().any(|l| {
+            if !l.starts_with(' ') {
+                in_commands = l == "Commands:";
+            }
+            in_commands && l.split_whitespace().next() == Some(name)
+        })
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut bad = Vec::new();
+    let mut seen = 0;
+    for doc in [
+        "README.md",
+        "docs/install.md",
+        "docs/configuration.md",
+        "docs/hub.md",
+        "docs/his-interface.md",
+        "docs/security.md",
+    ] {
+        let text = std::fs::read_to_string(root.join(doc)).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let mut rest = line;
+            while let Some(i) = rest.find("hisbridge") {
+                let after = &rest[i + "hisbridge".len()..];
+                rest = after;
+                let after = after.strip_prefix(".exe").unwrap_or(after).trim_start_matches('"');
+                if !after.starts_with(' ') {
+                    continue;
+                }
+                let end = after.find(['`', '|', ';', ')', '，', '。']).unwrap_or(after.len());
+                let words: Vec<&str> = after[..end].split_whitespace().collect();
+                let mut path: Vec<String> = Vec::new();
+                let mut text = help(&path).unwrap();
+                for w in &words {
+                    let is_name = w.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                        && w.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+                    if !is_name || !lists(&text, w) {
+                        break;
+                    }
+                    path.push(w.to_string());
+                    text = help(&path).unwrap_or_default();
+                }
+                if path.is_empty() {
+                    let first = words.first().copied().unwrap_or("");
+                    if first.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                        && first.chars().all(|c| c.is_ascii_lowercase() || c == '-')
+                    {
+                        bad.push(format!("{doc}:{}: `hisbridge {first}` is no command", n + 1));
+                    }
+                    continue;
+                }
+                seen += 1;
+                for w in &words {
+                    let flag: String = w.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+                    if flag.starts_with("--") && flag.len() > 2 && flag != "--help" && !text.contains(&flag) {
+                        bad.push(format!("{doc}:{}: `hisbridge {}` has no {flag}", n + 1, path.join(" ")));
+                    }
+                }
+            }
+        }
+    }
+    assert!(seen > 40, "only {seen} command lines found in the documents");
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
