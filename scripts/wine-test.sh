@@ -161,6 +161,17 @@ grep -q 'key_id = "WINEK1"' "$data/hisbridge.key" || fail "key imported"
 grep -q "config .* written" "$data/logs/setup.log" || fail "setup log"
 ok "ProgramData: folders, config from properties, key imported, setup.log"
 
+# IT guards the tray's settings with a password (install.md §4): only its hash reaches the config,
+# the config still loads (the bridge below runs on it) and the upgrade keeps it (the config's sum).
+printf 'Xinxike-2026\r\n' > "$WINEPREFIX/drive_c/it-password.txt"
+wine "C:\\Program Files\\HIS Bridge\\hisbridge.exe" it-password --password-file 'C:\it-password.txt' > "$D/itpw.log" 2>&1 \
+  || fail "it-password: $(cat "$D/itpw.log")"
+rm -f "$WINEPREFIX/drive_c/it-password.txt"
+grep -q 'it_password_hash = "\$argon2id\$' "$data/hisbridge.toml" || fail "the IT password's hash is not in the config"
+! grep -q Xinxike "$data/hisbridge.toml" || fail "the IT password itself is in the config"
+grep -q 'port = "COM5"' "$data/hisbridge.toml" || fail "it-password lost the config's port"
+ok "IT password: its hash set in the installed config"
+
 # The HIS side runs on Linux against the same folders and key.
 cat > "$D/his.toml" <<EOF
 data_dir = "$data"
