@@ -302,6 +302,13 @@ def run():
         win = dialog("^撤销订单$")
         answer(win, "Return")
         s.until("the cashier's cancel went through", lambda: s.text('tr[data-order="E2E0096"] td.status') == "已取消")
+        # The strip tells the outcome; the action's notice ("正在撤销") does not stay to contradict it.
+        s.until("the strip shows the cancel", lambda: "已取消" in (s.text("#last-headline") or ""))
+        # (well before the 8 s an ordinary notice lasts)
+        start = time.time()
+        while not s.js("return document.getElementById('notice').hidden"):
+            assert time.time() - start < 3, f"the notice stayed: {s.text('#notice-text')!r}"
+            time.sleep(0.2)
         t.join(timeout=WAIT)
 
     def notifications_tell_stay_replace_and_open():

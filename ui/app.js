@@ -126,6 +126,7 @@ const shownKey = (o) => (o.refund_no ? t("refundOf", o.order_no, o.refund_no) : 
 
 // ---- The last payment --------------------------------------------------------------------------
 let last = null;
+const FINAL = ["SUCCESS", "REFUNDED", "FAILED", "CANCELLED", "REVERSED"];
 function renderLast() {
   const box = $("last");
   if (!last) {
@@ -136,7 +137,7 @@ function renderLast() {
     return;
   }
   const w = lang === "zh" ? last.words_zh : last.words_en;
-  const final = ["SUCCESS", "REFUNDED", "FAILED", "CANCELLED", "REVERSED"].includes(last.state);
+  const final = FINAL.includes(last.state);
   box.dataset.state = w.attention ? "bad" : final ? "ok" : "busy";
   box.dataset.order = last.key;
   $("last-order").textContent = lang === "zh" ? last.shown_zh : last.shown_en;
@@ -484,11 +485,18 @@ function refresh() {
   }, 150);
 }
 
+// The order the last action notice ("正在撤销") is about: its final outcome, shown in the strip,
+// takes the notice away so it never contradicts the strip.
+let actionKey = null;
 function act(key, action) {
   const o = report && report.transactions.find((x) => (x.refund_no ? `${x.order_no}@${x.refund_no}` : x.order_no) === key);
   const shown = o ? shownKey(o) : key;
   const go = () => tauri.core.invoke("order_action", { key, action })
-    .then((s) => { notice(`${shown}: ${t(s) || s}`); refresh(); }, (e) => notice(String(e), "bad"));
+    .then((s) => {
+      // Already final (the outcome came first): the strip says it.
+      if (!(last && last.key === key && FINAL.includes(last.state))) { notice(`${shown}: ${t(s) || s}`); actionKey = key; }
+      refresh();
+    }, (e) => notice(String(e), "bad"));
   if (action !== "cancel") return go();
   // A native dialog naming the order and its amount (window.confirm returns at once in some webviews).
   tauri.core.invoke("confirm_cancel", { order: shown, amount: o ? money(o.amount) : "" }).then((yes) => { if (yes) go(); });
@@ -529,6 +537,10 @@ if (tauri) {
     // The strip always shows the most recent order: a success replaces an earlier failure.
     last = e.payload;
     renderLast();
+    if (actionKey === last.key && FINAL.includes(last.state)) {
+      actionKey = null;
+      notice("");
+    }
     refresh();
   });
   tauri.event.listen("rejected", (e) => {
