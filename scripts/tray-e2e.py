@@ -384,6 +384,11 @@ def run():
                 const row = r('#orders-body tr'), top = r('#top'), open = r('#open-card'), totals = r('#totals');
                 return { h: window.innerHeight, row: row && [row.top, row.bottom], top: top.bottom,
                          open: open && open.top, orders: r('#orders').top, totals: totals.top };""")
+            # The longest state the pill says (the POS lost), as the next status update would.
+            s.js("document.getElementById('state').textContent = '找不到 COM3，请检查 USB 线和 POS 电源；正在重试'")
+            rows = s.js("return [...document.querySelectorAll('header > *')].filter((e) => e.offsetParent !== null).map((e) => Math.round(e.getBoundingClientRect().top + e.getBoundingClientRect().height / 2))")
+            assert max(rows) - min(rows) < 12, f"the header broke into lines: {rows}"
+            s.until("the pill told again", lambda: s.js("return document.getElementById('state').title") == s.text("#state"))
             assert at["row"], f"no order row: {at}"
             assert at["top"] <= at["row"][0] and at["row"][1] <= at["h"], f"the newest order is not on screen: {at}"
             assert at["orders"] < at["totals"], f"the totals come before the orders: {at}"

@@ -150,6 +150,7 @@ function renderStatus() {
   $("pause").textContent = t(status.paused ? "resume" : "pause");
   const s = $("state");
   s.textContent = lang === "zh" ? status.tooltip_zh : status.tooltip_en;
+  s.title = s.textContent; // the whole text where a narrow window cuts it short
   s.className = "state " + status.state;
   $("port").textContent = status.port || "-";
   $("device").textContent = status.device_id || "-";
