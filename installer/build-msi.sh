@@ -61,7 +61,16 @@ if [ "$lang" = zh-CN ]; then
   tool=target-windows/msi-strings.exe
   [ "$tool" -nt installer/msi-strings.c ] || x86_64-w64-mingw32-gcc -O2 -Wall -o "$tool" installer/msi-strings.c -lmsi
   export WINEPREFIX="$top/target-windows/wine-build" WINEDEBUG=-all WINEARCH=win64
-  [ -d "$WINEPREFIX" ] || WINEDLLOVERRIDES="mscoree=;mshtml=" wineboot -i > /dev/null 2>&1
+  # The prefix is kept between builds, but only for the Wine it was made with: installing Wine's
+  # 32-bit half later (scripts/wine-test.sh) leaves an older prefix unable to load kernel32.dll.
+  stamp=$(dpkg-query -W 'wine*' 'libwine*' 2>/dev/null | sort | sha256sum | cut -c1-16 || true)
+  if [ "$(cat "$WINEPREFIX/.hisbridge-wine" 2>/dev/null)" != "$stamp" ]; then
+    rm -rf "$WINEPREFIX"
+    mkdir -p "$WINEPREFIX"
+    WINEDLLOVERRIDES="mscoree=;mshtml=" wineboot -i > /dev/null 2>&1
+    wineserver -w
+    echo "$stamp" > "$WINEPREFIX/.hisbridge-wine"
+  fi
   wine "$tool" "$(winepath -w "$out")" "$(winepath -w installer/zh-CN.tsv)" > /dev/null
   wineserver -w
   grep -qa 'HIS Bridge 收费' <<<"$(msiinfo export "$out" Property)" || { echo "$out: the Chinese product name did not go in"; exit 1; }
