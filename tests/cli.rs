@@ -685,8 +685,8 @@ fn run_rolls_its_log_over_while_running() {
 }
 
 /// `hisbridge it-password`: only the Argon2id hash reaches the config, the rest of the config is
-/// kept, `--clear` removes it, a short password is refused, and a damaged hash stops the config
-/// from loading with the field named (the settings are never left open by a typo).
+/// kept, `--clear` removes it, a short password is refused, and a damaged hash neither stops the
+/// bridge nor opens the settings (they stay locked until IT sets the password again).
 #[test]
 fn the_it_password_is_kept_as_a_hash_only() {
     let (d, cfg) = idle_data_folder();
@@ -719,9 +719,18 @@ fn the_it_password_is_kept_as_a_hash_only() {
     let cleared = hisbridge_core::config::Config::load(std::path::Path::new(&cfg)).unwrap();
     assert_eq!(cleared.tray.it_password_hash, None);
 
+    // A damaged hash does not stop the bridge (the config loads) and opens nothing.
     std::fs::write(&cfg, text.replace("$argon2id$", "$argon2id")).unwrap();
-    let e = hisbridge_core::config::Config::load(std::path::Path::new(&cfg)).unwrap_err().to_string();
-    assert!(e.contains("tray.it_password_hash"), "{e}");
+    let damaged = hisbridge_core::config::Config::load(std::path::Path::new(&cfg)).unwrap();
+    let mut lock = hisbridge_core::password::SettingsLock::new(damaged.tray.it_password_hash);
+    let now = std::time::Instant::now();
+    assert_eq!(lock.unlock(now, "Xinxike-2026"), Err(hisbridge_core::password::Refusal::Damaged));
+    assert!(!lock.is_open(now));
+    // IT sets it again over the damaged one.
+    let (code, out, err) = set(&["--password-file", pw.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let fixed = hisbridge_core::config::Config::load(std::path::Path::new(&cfg)).unwrap();
+    assert!(hisbridge_core::password::verify(&fixed.tray.it_password_hash.unwrap(), "Xinxike-2026"));
 }
 
 /// Every `hisbridge ...` command line in the published documents names a command that exists,

@@ -615,7 +615,11 @@ async fn unlock_settings(state: tauri::State<'_, AppState>, password: String) ->
             Ok(())
         }
         Err(r) => {
-            log::warn!("a wrong IT password was given for the settings");
+            if r == password::Refusal::Damaged {
+                log::error!("the IT password's hash in the config is damaged: the settings stay locked until `hisbridge it-password` sets it again");
+            } else {
+                log::warn!("a wrong IT password was given for the settings");
+            }
             Err(refusal_text(&state, &r))
         }
     }

@@ -61,7 +61,8 @@ pub struct RawTray {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tray {
     /// The Argon2id hash of the IT password that guards the settings page (`hisbridge
-    /// it-password`); None: the config file's ACL alone decides who may change them.
+    /// it-password`); None: the config file's ACL alone decides who may change them. Kept as
+    /// written: a damaged one keeps the settings locked, it does not stop the bridge.
     pub it_password_hash: Option<String>,
 }
 
@@ -423,14 +424,9 @@ impl Config {
                 }
             }),
         };
-        let it_password_hash = match raw.tray.it_password_hash.map(|h| h.trim().to_string()) {
-            None => None,
-            Some(h) if h.is_empty() => None,
-            Some(h) => {
-                crate::password::check_hash(&h).map_err(|e| field("tray.it_password_hash", e.to_string()))?;
-                Some(h)
-            }
-        };
+        // Not checked here: a damaged hash must not stop the bridge (payments) from starting; the
+        // tray's lock fails closed on it instead (`password::SettingsLock`).
+        let it_password_hash = raw.tray.it_password_hash.map(|h| h.trim().to_string()).filter(|h| !h.is_empty());
         Ok(Config {
             hub,
             tray: Tray { it_password_hash },

@@ -65,6 +65,8 @@ pub enum Refusal {
     Blocked { secs: u64 },
     /// The settings are locked: the IT password must be given first.
     Locked,
+    /// The config's hash is damaged: no password opens the settings until IT sets it again.
+    Damaged,
 }
 
 impl Refusal {
@@ -81,6 +83,10 @@ impl Refusal {
             Refusal::Blocked { secs } => (
                 format!("密码错误次数过多，请 {secs} 秒后再试"),
                 format!("Too many wrong tries: try again in {secs} seconds"),
+            ),
+            Refusal::Damaged => (
+                "配置中的信息科密码已损坏，设置保持锁定：请信息科重新运行 hisbridge it-password".into(),
+                "The IT password's hash in the config is damaged; the settings stay locked: IT, run hisbridge it-password again".into(),
             ),
             Refusal::Locked => (
                 "设置已锁定：请先输入信息科密码解锁".into(),
@@ -127,6 +133,9 @@ impl SettingsLock {
     /// Tries a password: a right one unlocks until `now + UNLOCKED_FOR`.
     pub fn unlock(&mut self, now: Instant, password: &str) -> Result<(), Refusal> {
         let Some(hash) = &self.hash else { return Ok(()) };
+        if check_hash(hash).is_err() {
+            return Err(Refusal::Damaged);
+        }
         if let Some(until) = self.blocked_until {
             if now < until {
                 return Err(Refusal::Blocked { secs: (until - now).as_secs().max(1) });
@@ -208,6 +217,16 @@ mod tests {
         l.unlock(later, "it-secret-9").unwrap();
         l.set_hash(Some(hash("another-pass").unwrap()));
         assert!(!l.is_open(later));
+    }
+
+    #[test]
+    fn a_damaged_hash_keeps_the_settings_locked() {
+        let mut l = SettingsLock::new(Some("$argon2idv=19$broken".into()));
+        let now = Instant::now();
+        assert!(l.protected() && !l.is_open(now));
+        assert_eq!(l.unlock(now, "anything-at-all"), Err(Refusal::Damaged));
+        assert_eq!(l.allow(now), Err(Refusal::Locked));
+        assert!(l.unlock(now, "").is_err());
     }
 
     #[test]
