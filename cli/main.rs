@@ -127,7 +127,7 @@ enum Cmd {
     ItPassword {
         #[command(flatten)]
         config: ConfigArg,
-        /// Read the password from this file (its first line) instead of asking.
+        /// Read the password from this file (the password alone in it) instead of asking.
         #[arg(long, value_name = "FILE", conflicts_with = "clear")]
         password_file: Option<PathBuf>,
         /// Remove the IT password: the config file's permissions alone guard the settings again.
@@ -409,7 +409,8 @@ fn dispatch(cmd: Cmd) -> Result<()> {
                 None
             } else {
                 let password = match password_file {
-                    Some(p) => hisbridge_core::hub::read_password(&p)?,
+                    Some(p) => hisbridge_core::password::read_file(&p)
+                        .with_context(|| format!("cannot read the password file {}", p.display()))?,
                     None => hubserve::ask_password("the settings (IT)")?,
                 };
                 Some(hisbridge_core::password::hash(&password)?)

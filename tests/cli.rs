@@ -701,6 +701,10 @@ fn the_it_password_is_kept_as_a_hash_only() {
     let (code, out, err) = set(&["--password-file", pw.to_str().unwrap()]);
     assert_ne!(code, Some(0), "{out}{err}");
     assert!(err.contains("at least 8 characters"), "{err}");
+    let missing = d.path().join("none.txt");
+    let (code, out, err) = set(&["--password-file", missing.to_str().unwrap()]);
+    assert_ne!(code, Some(0), "{out}{err}");
+    assert!(err.contains("cannot read the password file") && !err.contains("hub"), "{err}");
     std::fs::write(&pw, "Xinxike-2026\r\n").unwrap();
     let (code, out, err) = set(&["--password-file", pw.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{out}{err}");
@@ -757,6 +761,10 @@ fn the_documents_name_only_commands_and_options_that_exist() {
             in_commands && l.split_whitespace().next() == Some(name)
         })
     };
+    let is_name = |w: &str| {
+        w.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+            && w.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    };
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut bad = Vec::new();
     let mut seen = 0;
@@ -783,9 +791,7 @@ fn the_documents_name_only_commands_and_options_that_exist() {
                 let mut path: Vec<String> = Vec::new();
                 let mut text = help(&path).unwrap();
                 for w in &words {
-                    let is_name = w.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-                        && w.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-                    if !is_name || !lists(&text, w) {
+                    if !is_name(w) || !lists(&text, w) {
                         break;
                     }
                     path.push(w.to_string());
@@ -793,9 +799,7 @@ fn the_documents_name_only_commands_and_options_that_exist() {
                 }
                 if path.is_empty() {
                     let first = words.first().copied().unwrap_or("");
-                    if first.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-                        && first.chars().all(|c| c.is_ascii_lowercase() || c == '-')
-                    {
+                    if is_name(first) {
                         bad.push(format!("{doc}:{}: `hisbridge {first}` is no command", n + 1));
                     }
                     continue;

@@ -58,7 +58,8 @@ struct AppState {
     icon_set: std::sync::atomic::AtomicBool,
     /// When the dashboard was last sent the status.
     told_at: Mutex<Option<std::time::Instant>>,
-    /// The IT password's guard in front of the settings and the key.
+    /// The IT password's guard in front of the settings and the key; its hash is read from the
+    /// config file at each use (`refresh_lock`).
     settings_lock: Mutex<password::SettingsLock>,
 }
 
@@ -1240,9 +1241,7 @@ fn main() {
                 last: Mutex::new(None),
                 icon_set: std::sync::atomic::AtomicBool::new(false),
                 told_at: Mutex::new(None),
-                settings_lock: Mutex::new(password::SettingsLock::new(
-                    loaded.as_ref().ok().and_then(|c| c.tray.it_password_hash.clone()),
-                )),
+                settings_lock: Mutex::default(),
             });
             build_tray(app, &initial)?;
             if let Some(rx) = watch {

@@ -56,6 +56,17 @@ pub fn verify(hash: &str, password: &str) -> bool {
         .is_ok_and(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
 }
 
+/// The password alone in its file (`--password-file`, `[hub] password_file`): surrounding
+/// whitespace and a final newline are not part of it; an empty file is an error.
+pub fn read_file(path: &std::path::Path) -> std::io::Result<String> {
+    let text = std::fs::read_to_string(path)?;
+    let p = text.trim_matches(|c| c == '\r' || c == '\n' || c == ' ' || c == '\t');
+    if p.is_empty() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "the file is empty"));
+    }
+    Ok(p.to_string())
+}
+
 /// Why an unlock or a change was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {

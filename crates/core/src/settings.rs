@@ -213,10 +213,7 @@ pub fn save(config_path: &Path, form: &SettingsForm) -> Result<Config, SettingsE
             field_err(name, format!("cannot create {}: {e}", dir.display()))
         })?;
     }
-    let dir = config_path.parent().unwrap_or(Path::new("."));
-    let name = config_path.file_name().and_then(|n| n.to_str()).unwrap_or("hisbridge.toml");
-    crate::folders::write_atomic(dir, name, text.as_bytes())
-        .map_err(|source| SettingsError::Io { path: config_path.to_path_buf(), source })?;
+    write_config(config_path, &text)?;
     Ok(cfg)
 }
 
@@ -242,13 +239,19 @@ pub fn set_it_password(config_path: &Path, hash: Option<&str>) -> Result<Config,
         t.remove("tray");
     }
     let text = toml::to_string(&t).map_err(|_| SettingsError::Toml(config_path.to_path_buf()))?;
-    let base = config_path.parent().unwrap_or(Path::new("."));
-    let cfg = Config::from_toml(&text, base).map_err(|e| field_err("config", e.to_string()))?;
+    let cfg = Config::from_toml(&text, config_path.parent().unwrap_or(Path::new(".")))
+        .map_err(|e| field_err("config", e.to_string()))?;
+    write_config(config_path, &text)?;
+    Ok(cfg)
+}
+
+/// Replaces the config file's text at once (a crash leaves the old file or the new one).
+fn write_config(config_path: &Path, text: &str) -> Result<(), SettingsError> {
     let dir = config_path.parent().unwrap_or(Path::new("."));
     let name = config_path.file_name().and_then(|n| n.to_str()).unwrap_or("hisbridge.toml");
     crate::folders::write_atomic(dir, name, text.as_bytes())
-        .map_err(|source| SettingsError::Io { path: config_path.to_path_buf(), source })?;
-    Ok(cfg)
+        .map(drop)
+        .map_err(|source| SettingsError::Io { path: config_path.to_path_buf(), source })
 }
 
 /// Imports a key file's text as the bridge's key: checked, then written readable by the owner

@@ -243,17 +243,9 @@ pub async fn within<T>(limit: Duration, f: impl std::future::Future<Output = Res
     tokio::time::timeout(limit, f).await.unwrap_or(Err(HubError::Timeout(limit)))
 }
 
-/// The password alone in its file; surrounding whitespace and a final newline are not part of it.
+/// The hub login's password alone in its file ([`crate::password::read_file`]).
 pub fn read_password(path: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(path).map_err(|source| HubError::Password { path: path.into(), source })?;
-    let p = text.trim_matches(|c| c == '\r' || c == '\n' || c == ' ' || c == '\t');
-    if p.is_empty() {
-        return Err(HubError::Password {
-            path: path.into(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, "the file is empty"),
-        });
-    }
-    Ok(p.to_string())
+    crate::password::read_file(path).map_err(|source| HubError::Password { path: path.into(), source })
 }
 
 #[cfg(test)]
